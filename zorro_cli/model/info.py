@@ -1,0 +1,33 @@
+"""Human-readable summaries of model presets (used by ``zorro models``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .masks import GROUPS, TokenLayout
+from .presets import PRESETS, build_model
+from .zorro import Zorro
+
+
+def token_layout(model: Zorro) -> TokenLayout:
+    """Token counts of a model at its configured input shapes."""
+    x = model.example_inputs(batch=1)
+    tokens = model.tokenize(x["audio"], x["video"])
+    return TokenLayout(**{g: (tokens[g].shape[1] if g in tokens else 0) for g in GROUPS})
+
+
+def preset_table(console: Console | None = None) -> None:
+    """Print one row per preset: shapes, tokens per group, parameters."""
+    table = Table(title="Zorro model presets")
+    for col in ("preset", "dim x depth / heads", "audio in", "video in", "tokens (A/F/V)", "params"):
+        table.add_column(col)
+    for name in PRESETS:
+        model = build_model(name)
+        c = model.config
+        lay = token_layout(model)
+        n = sum(p.numel() for p in model.parameters())
+        table.add_row(name, f"{c.dim} x {c.depth} / {c.heads}", f"{c.n_mels}x{c.audio_frames}",
+                      f"{c.frames}x{c.image_size[0]}x{c.image_size[1]}",
+                      f"{lay.audio}/{lay.fusion}/{lay.video}", f"{n / 1e6:.1f}M")
+    (console or Console()).print(table)

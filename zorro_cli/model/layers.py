@@ -1,0 +1,160 @@
+"""Attention (block-skipping and dense masked), the pre-norm ViT block, and the decoding cross-attention.
+
+Legend: B batch, H heads, N tokens (queries), M keys, D width, Dh head width, Q output queries.
+
+A *plan* says which keys each query reads. :class:`BlockPlan` computes only the allowed blocks, one
+``scaled_dot_product_attention`` call per run of queries that share a contiguous key range (the Zorro
+masks are block structured, see :mod:`.masks`), so no FLOPs go to masked pairs and GPUs can use their
+flash kernels. :class:`DensePlan` is the reference: one SDPA call over every pair with a boolean mask.
+Both give the same result to float tolerance (tested); the plan is built once per forward and shared by
+every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
+from torch import Tensor, nn
+
+from .masks import GROUPS, TokenLayout
+
+
+class AttentionPlan(Protocol):
+    """Computes ``softmax(q k^T / sqrt(Dh)) v`` restricted to the allowed (query, key) pairs."""
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,N,Dh],[B,H,M,Dh]x2 -> [B,H,N,Dh]
+        ...
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Runs of queries ``[qs, qe)`` that read the contiguous keys ``[ks, ke)``; rows cover all queries."""
+
+    segments: tuple[tuple[int, int, int, int], ...]
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        outs = [
+            F.scaled_dot_product_attention(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke])
+            for qs, qe, ks, ke in self.segments
+        ]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
+
+@dataclass(frozen=True)
+class DensePlan:
+    """Reference plan: dense attention with a ``[N, M]`` boolean mask (True = may attend)."""
+
+    mask: Tensor
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask.to(q.device))
+
+
+def block_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]]]) -> BlockPlan:
+    """Plan from ``(query_start, query_end, key_groups)`` rows; adjacent rows with one key range merge."""
+    segments: list[tuple[int, int, int, int]] = []
+    for qs, qe, groups in rows:
+        if qe <= qs:
+            continue
+        ks, ke = layout.key_range(groups)
+        if ke <= ks:
+            raise ValueError(f"queries {qs}:{qe} read no keys (groups {tuple(groups)}) in {layout}")
+        if segments and segments[-1][1] == qs and segments[-1][2:] == (ks, ke):
+            segments[-1] = (segments[-1][0], qe, ks, ke)
+        else:
+            segments.append((qs, qe, ks, ke))
+    return BlockPlan(tuple(segments))
+
+
+def dense_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]]]) -> DensePlan:
+    """The dense-mask equivalent of :func:`block_plan` for the same rows."""
+    n_q = max((qe for _, qe, _ in rows), default=0)
+    mask = torch.zeros(n_q, layout.total, dtype=torch.bool)
+    for qs, qe, groups in rows:
+        for g in groups:
+            s, e = layout.span(g)
+            mask[qs:qe, s:e] = True
+    return DensePlan(mask)
+
+
+def self_attention_rows(layout: TokenLayout, rules: Mapping[str, Sequence[str]]) -> list[tuple[int, int, Sequence[str]]]:
+    """Rows for the backbone's self-attention: each group's queries read the groups its rule names."""
+    return [(*layout.span(g), rules[g]) for g in GROUPS]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention whose allowed pairs come from a plan (timm's parameter names)."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, plan: AttentionPlan) -> Tensor:  # [B,N,D] -> [B,N,D]
+        B, N, D = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        out = plan.attend(q, k, v)  # [B,H,N,Dh]
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block, exactly timm's ViT block (same names, so ViT weights load as they are)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0, norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: Tensor, plan: AttentionPlan) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), plan))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention from a few queries to the token sequence, masked by a plan."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        B, Q, D = queries.shape
+        N, Dh = x.shape[1], D // self.heads
+        q = self.q(queries).reshape(B, Q, self.heads, Dh).transpose(1, 2)
+        k, v = self.kv(x).reshape(B, N, 2, self.heads, Dh).permute(2, 0, 3, 1, 4).unbind(0)
+        out = plan.attend(q, k, v)  # [B,H,Q,Dh]
+        return self.proj(out.transpose(1, 2).reshape(B, Q, D))
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm cross-attention block for the learned output queries: attend, then MLP, then norm."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm_q = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = CrossAttention(dim, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+
+    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        q = queries + self.attn(self.norm_q(queries), x, plan)
+        return self.norm(q + self.mlp(self.norm2(q)))

@@ -1,0 +1,91 @@
+"""Supervised and contrastive losses (DESIGN.md §2).
+
+Legend: B local batch, W processes, C classes, P projection width.
+
+- :func:`supervised_loss`: one loss per head (sigmoid BCE for multi-label, softmax CE for single
+  label), summed over the heads with per-head weights.
+- :func:`info_nce`: symmetric audio-visual InfoNCE; the negatives are every other clip of the *global*
+  batch: embeddings are all-gathered across processes with gradients
+  (``torch.distributed.nn.functional.all_gather``, whose backward sums the other processes' gradients
+  back to the owner), so that after DDP averages the gradients, training equals one process seeing the
+  whole batch.
+- :func:`contrastive_loss`: ``"av"`` contrasts o_A with o_V (the paper's main loss); ``"av_fusion"``
+  (the paper's "equation 3") adds o_A<->o_F and o_V<->o_F.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+CONTRASTIVE_VARIANTS: tuple[str, ...] = ("av", "av_fusion")
+
+
+def supervised_loss(logits: Mapping[str, Tensor], targets: Tensor, multilabel: bool,
+                    weights: Mapping[str, float] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Weighted sum over heads of the per-head loss; returns ``(total, {head: loss})``.
+
+    ``targets`` is ``[B, C]`` multi-hot (multi-label) or ``[B]`` class indices (single-label).
+    Heads missing from ``weights`` get weight 1.
+    """
+    if not logits:
+        raise ValueError("supervised_loss needs at least one head's logits")
+    per_head: dict[str, Tensor] = {}
+    for name, z in logits.items():
+        if multilabel:
+            per_head[name] = F.binary_cross_entropy_with_logits(z.float(), targets.float())
+        else:
+            per_head[name] = F.cross_entropy(z.float(), targets.long())
+    w = weights or {}
+    total = torch.stack([w.get(n, 1.0) * loss for n, loss in per_head.items()]).sum()
+    return total, per_head
+
+
+def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
+    """All-gather ``[B, P]`` from every process (differentiably) -> ``([W*B, P], this process's offset)``.
+
+    Without an initialised process group (or with one process) it returns ``(x, 0)``. Every process
+    must hold the same batch size.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(x.contiguous())
+    return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: Tensor | float, gather: bool = True) -> Tensor:
+    """Symmetric InfoNCE between paired rows of ``a`` and ``b`` (``[B, P]`` each), cosine similarity / τ.
+
+    Row i of ``a`` is the positive of row i of ``b``; every other row of the (global, when ``gather``)
+    batch is a negative.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"paired embeddings differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    a, b = F.normalize(a.float(), dim=-1), F.normalize(b.float(), dim=-1)
+    a_all, offset = gather_with_grad(a) if gather else (a, 0)
+    b_all, _ = gather_with_grad(b) if gather else (b, 0)
+    labels = torch.arange(a.shape[0], device=a.device) + offset
+    loss_ab = F.cross_entropy(a @ b_all.T / temperature, labels)  # [B, W*B]
+    loss_ba = F.cross_entropy(b @ a_all.T / temperature, labels)
+    return (loss_ab + loss_ba) / 2
+
+
+def contrastive_loss(proj: Mapping[str, Tensor], temperature: Tensor | float, variant: str = "av",
+                     gather: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Audio-visual contrastive loss over projected outputs; returns ``(total, {pair: loss})``."""
+    if variant not in CONTRASTIVE_VARIANTS:
+        raise ValueError(f"unknown contrastive variant {variant!r}; expected one of {CONTRASTIVE_VARIANTS}")
+    pairs = [("audio", "video")]
+    if variant == "av_fusion":
+        pairs += [("audio", "fusion"), ("video", "fusion")]
+    missing = sorted({n for p in pairs for n in p} - set(proj))
+    if missing:
+        raise ValueError(f"contrastive variant {variant!r} needs projections of {missing}")
+    parts = {f"{x}_{y}": info_nce(proj[x], proj[y], temperature, gather) for x, y in pairs}
+    return torch.stack(list(parts.values())).sum(), parts

@@ -1,0 +1,92 @@
+"""Save and load models: ``model.safetensors`` + ``config.json`` folders, run directories, single files.
+
+A *model folder* holds ``model.safetensors`` (weights; the model config is also in its metadata) and
+``config.json`` (``{"model": <ZorroConfig>, ...}``; export adds preprocessing settings and labels). A
+*run directory* (from ``zorro pretrain`` / ``finetune``) holds ``checkpoints/best`` and/or
+``checkpoints/last`` model folders. Loading never unpickles: safetensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import ZorroConfig
+from .zorro import Zorro
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_pretrained(model: Zorro, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``folder`` atomically (temp folder + rename)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        cfg = {"model": model.config.to_dict(), **(extra or {})}
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"zorro_config": json.dumps(cfg["model"])})
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """The weights file behind a model folder, a run directory or a ``.safetensors`` file."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix != ".safetensors":
+            raise ValueError(f"{p}: expected a .safetensors file, a model folder or a run directory")
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    if (p / WEIGHTS).is_file():
+        return p / WEIGHTS
+    for sub in ("best", "last"):
+        if (p / "checkpoints" / sub / WEIGHTS).is_file():
+            return p / "checkpoints" / sub / WEIGHTS
+    raise FileNotFoundError(f"{p}: no {WEIGHTS} here nor in checkpoints/best or checkpoints/last")
+
+
+def read_model_config(path: str | Path) -> tuple[ZorroConfig, dict[str, Any]]:
+    """``(ZorroConfig, whole config.json dict)`` for a model folder, run directory or weights file."""
+    weights = resolve_model_path(path)
+    cfg_file = weights.parent / CONFIG
+    if cfg_file.is_file():
+        full = json.loads(cfg_file.read_text())
+    else:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "zorro_config" not in meta:
+            raise ValueError(f"{weights}: no config.json beside it and no zorro_config in its metadata")
+        full = {"model": json.loads(meta["zorro_config"])}
+    return ZorroConfig.from_dict(full["model"]), full
+
+
+def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
+    """Build the model saved at ``path`` and load its weights (strict). ``overrides`` change the config
+    (e.g. ``attention="dense"``); shape-changing overrides fail at load time."""
+    config, _ = read_model_config(path)
+    model = Zorro(config.replace(**overrides) if overrides else config)
+    state = load_file(str(resolve_model_path(path)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model.eval()
