@@ -18,9 +18,6 @@ class ClassifierHeads(nn.Module):
     def __init__(self, dim: int, num_classes: int, outputs: Sequence[str]) -> None:
         super().__init__()
         self.heads = nn.ModuleDict({o: nn.Linear(dim, num_classes) for o in outputs})
-        for head in self.heads.values():
-            nn.init.trunc_normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
 
     def forward(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {name: self.heads[name](x) for name, x in feats.items() if name in self.heads}

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .tokenizers import resize_2d
+from .tokenizers import AudioTokenizer, VideoTokenizer, resize_2d
 from .zorro import Zorro
 
 
@@ -80,19 +80,19 @@ def load_vit_weights(model: Zorro, path: str | Path) -> InitReport:
     if w.shape[0] != dim:
         raise ValueError(f"{path}: ViT width {w.shape[0]} does not match model dim {dim}")
     vt, at = model.video_tokenizer, model.audio_tokenizer
+    if not (isinstance(vt, VideoTokenizer) and isinstance(at, AudioTokenizer)):
+        raise TypeError("ViT initialisation needs the standard audio/video patch tokenizers")
     if tuple(w.shape[-2:]) != tuple(vt.patch[1:]) or tuple(w.shape[-2:]) != tuple(at.patch):
         raise ValueError(f"{path}: ViT patch {tuple(w.shape[-2:])} does not match the model's patches")
     n_vit = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
-    depth = len(model.backbone.blocks)
+    depth = model.config.depth
     if n_vit < depth:
         raise ValueError(f"{path}: ViT has {n_vit} blocks, the model needs {depth}")
 
     own = model.state_dict()
     updates: dict[str, Tensor] = {}
     for k, v in sd.items():
-        if k.startswith("blocks.") and int(k.split(".")[1]) < depth:
-            updates["backbone." + k] = v
-        elif k.startswith("norm."):
+        if (k.startswith("blocks.") and int(k.split(".")[1]) < depth) or k.startswith("norm."):
             updates["backbone." + k] = v
         elif k not in ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed"):
             report.ignored.append(k)
@@ -102,9 +102,9 @@ def load_vit_weights(model: Zorro, path: str | Path) -> InitReport:
     if "patch_embed.proj.bias" in sd:
         updates["video_tokenizer.proj.bias"] = updates["audio_tokenizer.proj.bias"] = sd["patch_embed.proj.bias"]
     pos = _spatial_pos(sd, str(path))
-    updates["video_tokenizer.pos_space"] = resize_2d(pos, tuple(vt.grid[1:]))
+    updates["video_tokenizer.pos_space"] = resize_2d(pos, (vt.grid[1], vt.grid[2]))
     updates["video_tokenizer.pos_time"] = torch.zeros_like(own["video_tokenizer.pos_time"])
-    updates["audio_tokenizer.pos"] = resize_2d(pos, tuple(at.grid))
+    updates["audio_tokenizer.pos"] = resize_2d(pos, at.grid)
 
     for k, v in updates.items():
         if k not in own:

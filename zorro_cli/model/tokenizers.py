@@ -53,8 +53,9 @@ class AudioTokenizer(nn.Module):
 
     def __init__(self, dim: int, n_mels: int, frames: int, patch: tuple[int, int] = (16, 16)) -> None:
         super().__init__()
-        self.patch = tuple(patch)
-        self.grid = _grid("audio", (n_mels, frames), self.patch, ("mel bins", "frames"))
+        self.patch: tuple[int, int] = (int(patch[0]), int(patch[1]))
+        fp, tp = _grid("audio", (n_mels, frames), self.patch, ("mel bins", "frames"))
+        self.grid: tuple[int, int] = (fp, tp)
         self.proj = nn.Conv2d(1, dim, kernel_size=self.patch, stride=self.patch)
         self.pos = _trunc_normal(1, dim, *self.grid)  # [1,D,Fp,Tp]
 
@@ -65,8 +66,8 @@ class AudioTokenizer(nn.Module):
         return _grid("audio", tuple(audio.shape[2:]), self.patch, ("mel bins", "frames"))
 
     def forward(self, audio: Tensor) -> Tensor:  # [B,1,F,T] -> [B,Fp*Tp,D]
-        grid = self.input_grid(audio)
-        x = self.proj(audio) + resize_2d(self.pos, grid)  # [B,D,Fp,Tp]
+        fp, tp = self.input_grid(audio)
+        x = self.proj(audio) + resize_2d(self.pos, (fp, tp))  # [B,D,Fp,Tp]
         return x.flatten(2).transpose(1, 2)
 
 
@@ -76,11 +77,12 @@ class VideoTokenizer(nn.Module):
     def __init__(self, dim: int, frames: int, image_size: tuple[int, int],
                  patch: tuple[int, int, int] = (1, 16, 16)) -> None:
         super().__init__()
-        self.patch = tuple(patch)
-        self.grid = _grid("video", (frames, *image_size), self.patch, ("frames", "height", "width"))
+        self.patch: tuple[int, int, int] = (int(patch[0]), int(patch[1]), int(patch[2]))
+        t, h, w = _grid("video", (frames, *image_size), self.patch, ("frames", "height", "width"))
+        self.grid: tuple[int, int, int] = (t, h, w)
         self.proj = nn.Conv3d(3, dim, kernel_size=self.patch, stride=self.patch)
-        self.pos_space = _trunc_normal(1, dim, *self.grid[1:])  # [1,D,Hp,Wp]
-        self.pos_time = _trunc_normal(1, dim, self.grid[0])  # [1,D,Tp]
+        self.pos_space = _trunc_normal(1, dim, h, w)  # [1,D,Hp,Wp]
+        self.pos_time = _trunc_normal(1, dim, t)  # [1,D,Tp]
 
     def input_grid(self, video: Tensor) -> tuple[int, ...]:
         """Patch grid ``(Tp, Hp, Wp)`` of an input; raises on a malformed shape."""

@@ -142,7 +142,7 @@ class Zorro(nn.Module):
         builder = PLAN_BUILDERS[impl]
         for m in self.modules():
             if hasattr(m, "plan_builder"):
-                m.plan_builder = builder
+                m.plan_builder = builder  # type: ignore[assignment]
 
     # ---- forward ------------------------------------------------------------------------------
     def tokenize(self, audio: Tensor | None, video: Tensor | None) -> dict[str, Tensor]:
