@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,26 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def save_pretrained(model: Zorro, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` into ``folder`` atomically (temp folder + rename)."""
+def write_model_files(model: Zorro, folder: Path, extra: dict[str, Any] | None = None,
+                      state: dict[str, Any] | None = None) -> None:
+    """Write ``model.safetensors`` + ``config.json`` into an existing ``folder`` (not atomic on its own).
+
+    ``state`` replaces ``model.state_dict()`` (e.g. a state dict gathered from a distributed wrapper).
+    """
+    cfg = {"model": model.config.to_dict(), **(extra or {})}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
+    save_file(tensors, str(folder / WEIGHTS), metadata={"zorro_config": json.dumps(cfg["model"])})
+    (folder / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``folder`` in one rename, else vanishes."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        cfg = {"model": model.config.to_dict(), **(extra or {})}
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"zorro_config": json.dumps(cfg["model"])})
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+        yield tmp
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(old)
@@ -45,7 +57,13 @@ def save_pretrained(model: Zorro, folder: str | Path, extra: dict[str, Any] | No
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return folder
+
+
+def save_pretrained(model: Zorro, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``folder`` atomically (temp folder + rename)."""
+    with atomic_folder(folder) as tmp:
+        write_model_files(model, tmp, extra)
+    return Path(folder)
 
 
 def resolve_model_path(path: str | Path) -> Path:

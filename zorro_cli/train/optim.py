@@ -1,0 +1,48 @@
+"""Optimiser parameter groups and the learning-rate schedule (a pure function of the step)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+# Parameters that are not weight matrices: no weight decay (norms, biases, position tables, learned tokens).
+_NO_DECAY_NAMES = ("pos", "fusion", "queries", "log_temperature")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices/kernels, none on norms, biases, position tables and tokens."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        if p.ndim <= 1 or leaf.startswith(_NO_DECAY_NAMES) or name.startswith(_NO_DECAY_NAMES):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``.
+
+    ``step`` counts optimiser updates already made (the update about to happen uses ``lr_at(step)``).
+    """
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(params: Iterable[dict], lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW over prepared groups (the learning rate is set every step from :func:`lr_at`)."""
+    return torch.optim.AdamW(list(params), lr=lr, betas=betas, eps=eps)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
