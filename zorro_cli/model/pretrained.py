@@ -108,3 +108,17 @@ def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return model.eval()
+
+
+def load_matching_weights(model: Zorro, path: str | Path) -> dict[str, list[str]]:
+    """Warm start: copy every tensor of the Zorro checkpoint at ``path`` whose name and shape match.
+
+    Used to fine-tune from a pre-training run (its projectors are dropped, new heads stay fresh), from a
+    unimodal run (all shared weights transfer), or across masking configurations (the fusion tokens
+    transfer only when their count matches). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
+    """
+    state = load_file(str(resolve_model_path(path)))
+    own = model.state_dict()
+    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    return {"loaded": sorted(take), "skipped": sorted(set(state) - set(take)), "fresh": sorted(set(own) - set(take))}

@@ -1,0 +1,114 @@
+"""Evaluation: per-head predictions over an eval dataset (views averaged), sharded over processes.
+
+Legend: N clips, V views per clip (temporal clips x spatial crops), C classes, P projection width.
+
+Each process predicts a disjoint, strided part of the clips; the parts are gathered and put back in
+clip order on every process, so metrics are identical whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .model.losses import info_nce
+from .model.zorro import Zorro
+from .train.metrics import compute_metrics
+
+
+def _views(x: Tensor | None) -> tuple[Tensor | None, int]:
+    """``[B, V, ...] -> [B*V, ...]`` (and V)."""
+    if x is None:
+        return None, 1
+    return x.flatten(0, 1), x.shape[1]
+
+
+def _loader(dataset: Dataset, acc: Accelerator, batch_size: int, workers: int) -> DataLoader:
+    part = Subset(dataset, list(range(acc.process_index, len(dataset), acc.num_processes)))  # type: ignore[arg-type]
+    return DataLoader(part, batch_size=batch_size, num_workers=workers, shuffle=False)
+
+
+def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]:
+    """Every process's ``(clip index, value)`` rows, deduplicated and sorted by clip index."""
+    everything = gather_object(rows) if acc.num_processes > 1 else rows
+    return [v for _, v in sorted(dict(everything).items())]
+
+
+@torch.no_grad()
+def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, multilabel: bool,
+            workers: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(targets, {head: [N, C] probabilities averaged over views})`` in clip order.
+
+    Heads are those the model can compute from the dataset's modalities (a missing modality leaves
+    only the heads that can still answer). Targets are ``[N, C]`` multi-hot or ``[N]`` indices.
+    """
+    model.eval()
+    rows: list[tuple[int, tuple[np.ndarray, dict[str, np.ndarray]]]] = []
+    for batch in _loader(dataset, acc, batch_size, workers):
+        audio, v = _views(batch.get("audio"))
+        video, v2 = _views(batch.get("video"))
+        views = max(v, v2)
+        logits = model(audio=None if audio is None else audio.to(acc.device),
+                       video=None if video is None else video.to(acc.device))
+        probs = {h: (z.float().sigmoid() if multilabel else z.float().softmax(-1)) for h, z in logits.items()}
+        probs = {h: p.reshape(-1, views, p.shape[-1]).mean(1).cpu().numpy() for h, p in probs.items()}
+        labels = batch["label"].numpy()
+        for i, idx in enumerate(batch["index"].tolist()):
+            rows.append((idx, (labels[i], {h: p[i] for h, p in probs.items()})))
+    ordered = _gather_in_order(acc, rows)
+    if not ordered:
+        return np.zeros((0,)), {}
+    targets = np.stack([t for t, _ in ordered])
+    heads = ordered[0][1].keys()
+    return targets, {h: np.stack([s[h] for _, s in ordered]) for h in heads}
+
+
+@torch.no_grad()
+def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int = 0) -> dict[str, Tensor]:
+    """Contrastive embeddings ``{name: [N, P]}`` (views averaged), in clip order, on every process."""
+    model.eval()
+    rows: list[tuple[int, dict[str, np.ndarray]]] = []
+    for batch in _loader(dataset, acc, batch_size, workers):
+        audio, views = _views(batch["audio"])
+        video, _ = _views(batch["video"])
+        proj = model.project(model.encode(audio=audio.to(acc.device), video=video.to(acc.device)))  # type: ignore[union-attr]
+        proj = {k: p.float().reshape(-1, views, p.shape[-1]).mean(1).cpu().numpy() for k, p in proj.items()}
+        for i, idx in enumerate(batch["index"].tolist()):
+            rows.append((idx, {k: p[i] for k, p in proj.items()}))
+    ordered = _gather_in_order(acc, rows)
+    return {k: torch.from_numpy(np.stack([r[k] for r in ordered])) for k in (ordered[0] if ordered else {})}
+
+
+def contrastive_metrics(emb: dict[str, Tensor], temperature: float) -> dict[str, float]:
+    """InfoNCE over the whole set and audio->video / video->audio retrieval top-1."""
+    a = torch.nn.functional.normalize(emb["audio"], dim=-1)
+    v = torch.nn.functional.normalize(emb["video"], dim=-1)
+    sim = a @ v.T
+    target = torch.arange(len(a))
+    return {"contrastive_loss": float(info_nce(a, v, temperature, gather=False)),
+            "a2v_top1": float((sim.argmax(1) == target).float().mean()),
+            "v2a_top1": float((sim.argmax(0) == target).float().mean())}
+
+
+def head_metrics(targets: np.ndarray, scores: dict[str, np.ndarray], multilabel: bool) -> dict[str, dict[str, float]]:
+    """``{head: {metric: value}}``."""
+    return {h: compute_metrics(s, targets, multilabel) for h, s in scores.items()}
+
+
+def validation_metrics(setup: Any, acc: Accelerator) -> dict[str, float]:
+    """Flat ``{"<head>/<metric>": v}`` (fine-tuning) or contrastive metrics (pre-training) on the val split."""
+    if setup.val_set is None or len(setup.val_set) == 0:
+        return {}
+    model: Zorro = setup.model
+    bs = setup.recipe.eval.batch_size
+    if model.heads is None:
+        assert model.projectors is not None
+        return contrastive_metrics(embed(model, setup.val_set, acc, bs), float(model.projectors.temperature))
+    targets, scores = predict(model, setup.val_set, acc, bs, setup.multilabel)
+    return {f"{h}/{k}": v for h, m in head_metrics(targets, scores, setup.multilabel).items() for k, v in m.items()}

@@ -1,0 +1,159 @@
+"""Recipe sections for training and evaluation: ``model``, ``data``, ``train``, ``eval``, ``log``.
+
+Every field has a default; paper values are marked [paper], our defaults [choice]. Cross-field checks
+live in each section's ``problems()`` (``key: message`` strings, reported with the dotted path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..model.config import BACKBONES
+from ..model.losses import CONTRASTIVE_VARIANTS
+from ..model.masks import MASKINGS
+from ..model.presets import PRESETS
+
+Modality = Literal["audio", "video"]
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which network to build. Input shapes come from the ``data`` section; classes from the cache."""
+
+    preset: str = "zorro_vit_b16"
+    masking: str = "zorro"  # [paper] zorro | independent | bottleneck | input_fusion
+    backbone: str | None = None  # vit | swin | hip; null = the preset's
+    fusion_tokens: int | None = None  # null = the preset's ([choice] 8 for ViT-B/16)
+    fusion_reads: Literal["fusion", "all"] = "fusion"  # [choice] what o_F reads in the decoder
+    drop_path: float = 0.0  # [choice]
+    proj_dim: int = 512  # [choice] contrastive projection width
+    temperature: float = 0.08  # [paper] τ
+    learn_temperature: bool = False  # [choice] the paper fixes τ
+    attention: Literal["block", "dense"] = "block"
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.preset not in PRESETS:
+            out.append(f"preset: expected one of {', '.join(sorted(PRESETS))}, got {self.preset!r}")
+        if self.masking not in MASKINGS:
+            out.append(f"masking: expected one of {', '.join(MASKINGS)}, got {self.masking!r}")
+        if self.backbone is not None and self.backbone not in BACKBONES:
+            out.append(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.fusion_tokens is not None and self.fusion_tokens < 1:
+            out.append(f"fusion_tokens: expected >= 1, got {self.fusion_tokens}")
+        if not 0.0 <= self.drop_path < 1.0:
+            out.append(f"drop_path: expected in [0, 1), got {self.drop_path}")
+        if self.proj_dim < 1:
+            out.append(f"proj_dim: expected >= 1, got {self.proj_dim}")
+        if self.temperature <= 0:
+            out.append(f"temperature: expected > 0, got {self.temperature}")
+        return out
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """How clips are read from a cache for training and evaluation."""
+
+    modalities: tuple[Modality, ...] = ("audio", "video")  # ("audio",) for ESC-50, ("video",) for K400
+    train_split: str = "train"
+    val_split: str | None = None  # periodic validation split; null = none
+    audio_frames: int = 640  # [paper] 128 x 640 log-mel
+    frames: int = 8  # [paper] 8-frame clips
+    frame_stride: int = 1  # [choice] in cached frames
+    image_size: int = 224  # [paper]
+    workers: int = 2  # DataLoader worker processes per training process
+    specaugment_time: int = 48  # [paper: SpecAugment; width ours] max time-mask width (frames)
+    specaugment_freq: int = 24  # [choice] max frequency-mask width (mel bins)
+    freq_jitter: int = 2  # [paper: frequency jittering; amount ours] max mel-bin shift
+    mixup: float = 0.0  # [choice] mixup alpha; 0 = off
+    min_crop_scale: float = 0.3  # [choice] random resized crop area range lower bound
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            out.append(f"modalities: expected a non-empty list of distinct 'audio'/'video', got {list(self.modalities)}")
+        for key in ("audio_frames", "frames", "frame_stride", "image_size"):
+            if getattr(self, key) < 1:
+                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
+        for key in ("workers", "specaugment_time", "specaugment_freq", "freq_jitter"):
+            if getattr(self, key) < 0:
+                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
+        if self.mixup < 0:
+            out.append(f"mixup: expected >= 0, got {self.mixup}")
+        if not 0.0 < self.min_crop_scale <= 1.0:
+            out.append(f"min_crop_scale: expected in (0, 1], got {self.min_crop_scale}")
+        return out
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """Optimisation, precision, checkpointing."""
+
+    epochs: int = 50  # [paper] (10 for ACAV-100M)
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 32  # per process, per micro-batch [choice]
+    accumulate: int = 1  # gradient accumulation micro-batches per update
+    lr: float = 1e-4  # [choice] peak learning rate
+    min_lr: float = 1e-6  # [choice]
+    warmup_steps: int = 1000  # [choice]
+    weight_decay: float = 0.05  # [choice]
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0  # [choice] max global grad norm; 0 = off
+    precision: Literal["no", "bf16", "fp16"] = "no"  # autocast precision (bf16 works on CPU too)
+    seed: int = 0
+    contrastive: str = "av"  # [paper] "av" (main) or "av_fusion" (the paper's equation 3)
+    head_weights: dict[str, float] = field(default_factory=lambda: {
+        "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [summary] loss summed over heads
+    checkpoint_every: int = 1000  # optimiser steps
+    keep_last: int = 2
+    eval_every: int = 0  # optimiser steps; 0 = only at the end (when data.val_split is set)
+    best_metric: str | None = None  # e.g. "global/top1", "global/mAP", "contrastive_loss"; null = auto
+    cpu: bool = False  # force CPU even when a GPU is present
+
+    def problems(self) -> list[str]:
+        out = []
+        for key in ("epochs", "batch_size", "accumulate", "checkpoint_every", "keep_last"):
+            if getattr(self, key) < 1:
+                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            out.append(f"max_steps: expected >= 1, got {self.max_steps}")
+        if self.lr <= 0:
+            out.append(f"lr: expected > 0, got {self.lr}")
+        for key in ("min_lr", "warmup_steps", "weight_decay", "grad_clip", "eval_every"):
+            if getattr(self, key) < 0:
+                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            out.append(f"betas: expected two values in [0, 1), got {list(self.betas)}")
+        if self.contrastive not in CONTRASTIVE_VARIANTS:
+            out.append(f"contrastive: expected one of {', '.join(CONTRASTIVE_VARIANTS)}, got {self.contrastive!r}")
+        bad = sorted(set(self.head_weights) - {"audio", "video", "fusion", "global"})
+        if bad:
+            out.append(f"head_weights: unknown heads {bad} (expected audio, video, fusion, global)")
+        return out
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    """Evaluation sampling [paper]: 8-frame clips x 3 spatial crops, predictions averaged."""
+
+    split: str = "test"
+    clips: int = 1  # temporal clips per video (K)
+    crops: int = 3  # [paper] spatial crops
+    batch_size: int = 8
+
+    def problems(self) -> list[str]:
+        return [f"{k}: expected >= 1, got {getattr(self, k)}" for k in ("clips", "crops", "batch_size")
+                if getattr(self, k) < 1]
+
+
+@dataclass(frozen=True)
+class LogSection:
+    """What a run reports while it runs."""
+
+    every: int = 10  # optimiser steps between metric lines
+    tensorboard: bool = True  # write TensorBoard events when tensorboard is installed
+    progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a TTY, plain lines otherwise
+
+    def problems(self) -> list[str]:
+        return [] if self.every >= 1 else [f"every: expected >= 1, got {self.every}"]

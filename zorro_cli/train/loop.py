@@ -1,0 +1,222 @@
+"""The one training loop, shared by ``zorro pretrain`` (contrastive) and ``zorro finetune`` (supervised).
+
+Accelerate runs it on one CPU, one GPU or many processes (DDP; FSDP through Accelerate's own config).
+What makes a run reproducible and exactly resumable:
+- the batch order is a pure function of (seed, epoch) and independent of the number of processes
+  (:mod:`.sampler`); the per-clip augmentation is a pure function of (seed, epoch, clip) (the dataset);
+- the learning rate is a pure function of the step (:func:`.optim.lr_at`);
+- a checkpoint holds weights, optimiser state, every RNG of every process and the data position,
+  and is only ever written at an optimiser-step boundary.
+A non-finite loss on any process stops every process before the update, leaving the last good
+checkpoint untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from safetensors.torch import load_file
+from torch import Tensor
+
+from ..model.pretrained import WEIGHTS
+from ..model.zorro import Zorro
+from .checkpoint import (
+    Position,
+    load_rng,
+    load_training_state,
+    resolve_resume,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .objectives import ContrastiveObjective, SupervisedObjective
+from .optim import build_optimizer, lr_at, parameter_groups, set_lr
+from .reporting import RunLog
+from .sampler import ShardedBatchSampler
+from .setup import RunSetup, build_setup
+
+Mode = Literal["pretrain", "finetune"]
+
+
+class TrainingFailed(RuntimeError):
+    """The run cannot go on (diverged, no data, ...); the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """One invocation of ``zorro pretrain`` / ``zorro finetune``."""
+
+    mode: Mode
+    recipe: Any  # zorro_cli.recipes.Recipe
+    data_dir: Path
+    out_dir: Path | None
+    resume: str | None = None
+    init: str | None = None
+    command: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
+    t = task.recipe.train
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
+    return Accelerator(cpu=t.cpu, mixed_precision=t.precision, kwargs_handlers=handlers)
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+
+
+def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(epoch, batch) pairs from ``pos`` on, epoch after epoch, in the deterministic order."""
+    t, d = setup.recipe.train, setup.recipe.data
+    epoch, start = pos.epoch, pos.batch_in_epoch
+    while True:
+        sampler = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, acc.process_index,
+                                      t.seed, epoch, start)
+        usable = (sampler.batches_per_epoch() // t.accumulate) * t.accumulate
+        setup.train_set.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(setup.train_set, batch_sampler=sampler, num_workers=d.workers,
+                                             collate_fn=setup.collate, pin_memory=acc.device.type == "cuda")
+        for j, batch in enumerate(loader, start=start):
+            if j >= usable:
+                break
+            yield epoch, batch
+        epoch, start = epoch + 1, 0
+
+
+def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
+    return objective(batch.get("audio"), batch.get("video"), batch.get("label"))
+
+
+def train(task: TrainTask) -> dict[str, Any]:
+    """Run (or resume) a training run; returns the summary printed for scripts."""
+    setup = build_setup(task)
+    acc = make_accelerator(task, setup.find_unused)
+    t = task.recipe.train
+    set_seed(t.seed + acc.process_index)
+    model: Zorro = setup.model
+    objective = (ContrastiveObjective(model, t.contrastive) if task.mode == "pretrain"
+                 else SupervisedObjective(model, setup.multilabel, t.head_weights))
+    optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
+    pos = Position()
+    ckpt = None if task.dry_run or task.out_dir is None else resolve_resume(task.out_dir, task.resume)
+    if ckpt is not None:
+        model.load_state_dict(load_file(str(ckpt / WEIGHTS)))
+        opt_state, pos = load_training_state(ckpt)
+        optimizer.load_state_dict(opt_state)
+    objective, optimizer = acc.prepare(objective, optimizer)
+    if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
+        set_rng_state(rng)
+    steps_per_epoch = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, 0, 0)\
+        .batches_per_epoch() // t.accumulate
+    if steps_per_epoch < 1:
+        raise TrainingFailed(f"{task.data_dir}: {len(setup.train_set)} clips give no full step of "
+                             f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
+    total = t.max_steps or t.epochs * steps_per_epoch
+    if task.dry_run:
+        return _dry_run(setup, acc, objective)
+    log = RunLog(task, setup, acc, total, start_step=pos.step)
+    if ckpt is not None:
+        log.info(f"resumed from {ckpt} at step {pos.step} (epoch {pos.epoch}, batch {pos.batch_in_epoch})")
+    objective.train()
+    batches = _micro_batches(setup, acc, pos)
+    try:
+        while pos.step < total:
+            stats = _one_update(objective, optimizer, acc, batches, pos, t, total, log)
+            pos.step += 1
+            log.step(pos.step, stats)
+            last = pos.step == total
+            if (t.eval_every and pos.step % t.eval_every == 0) or (last and setup.val_set is not None):
+                _validate(setup, acc, pos, log)
+            if pos.step % t.checkpoint_every == 0 or last:
+                _checkpoint(setup, acc, objective, optimizer, pos, log)
+    finally:
+        log.close()
+    return log.summary(pos)
+
+
+def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, t, total: int,
+                log: RunLog) -> dict[str, float]:
+    """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere."""
+    sums: dict[str, float] = {}
+    clips, data_time, t0 = 0, 0.0, time.perf_counter()
+    for i in range(t.accumulate):
+        td = time.perf_counter()
+        epoch, batch = next(batches)
+        batch = _to(batch, acc.device)
+        data_time += time.perf_counter() - td
+        sync = i == t.accumulate - 1
+        with nullcontext() if sync else acc.no_sync(objective):
+            out = _forward(objective, batch)
+            bad = acc.reduce(torch.tensor([0.0 if math.isfinite(out["loss"].item()) else 1.0], device=acc.device),
+                             "sum")
+            if bad.item() > 0:
+                raise TrainingFailed(
+                    f"step {pos.step + 1}: non-finite loss ({out['loss'].item()}) on {int(bad.item())} process(es); "
+                    f"stopped before the update. Last good checkpoint: {log.last_checkpoint or 'none'}")
+            acc.backward(out["loss"] / t.accumulate)
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) / t.accumulate
+        clips += len(batch["index"])
+        pos.batch_in_epoch = pos.batch_in_epoch + 1 if epoch == pos.epoch else 1
+        pos.epoch = epoch
+    if t.grad_clip > 0:
+        sums["grad_norm"] = float(acc.clip_grad_norm_(objective.parameters(), t.grad_clip))
+    lr = lr_at(pos.step, t.lr, t.warmup_steps, total, t.min_lr)
+    set_lr(optimizer, lr)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    elapsed = time.perf_counter() - t0
+    means = {k: float(v) for k, v in zip(sums, acc.reduce(torch.tensor(list(sums.values()), device=acc.device),
+                                                            "mean").tolist(), strict=True)}
+    return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
+
+
+def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Position,
+                log: RunLog) -> None:
+    state = acc.get_state_dict(objective)
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    opt_state = optimizer.state_dict()
+    rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
+    if acc.is_main_process:
+        assert setup.ckpt_root is not None
+        path = save_checkpoint(setup.ckpt_root, setup.model, state, opt_state, pos, setup.export_extra, rngs,
+                               setup.recipe.train.keep_last, is_best=log.is_best(pos))
+        log.checkpoint_written(path, pos)
+    acc.wait_for_everyone()
+
+
+def _validate(setup: RunSetup, acc: Accelerator, pos: Position, log: RunLog) -> None:
+    from ..evaluate import validation_metrics
+
+    metrics = validation_metrics(setup, acc)
+    if metrics:
+        log.validation(pos, metrics)
+    setup.model.train()
+
+
+def _dry_run(setup: RunSetup, acc: Accelerator, objective) -> dict[str, Any]:
+    """Build everything and push one batch forward and backward; write nothing."""
+    sampler = ShardedBatchSampler(len(setup.train_set), setup.recipe.train.batch_size, acc.num_processes,
+                                  acc.process_index, setup.recipe.train.seed)
+    setup.train_set.set_epoch(0)
+    batch = setup.collate([setup.train_set[i] for i in next(iter(sampler))])
+    out = _forward(objective, _to(batch, acc.device))
+    acc.backward(out["loss"])
+    shapes = {k: list(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
+    result = {"dry_run": True, "loss": float(out["loss"]), "batch": shapes,
+              "params": sum(p.numel() for p in setup.model.parameters()),
+              "train_clips": len(setup.train_set), "excluded": setup.excluded}
+    if acc.is_main_process:
+        acc.print(json.dumps(result), flush=True)
+    return result

@@ -1,0 +1,45 @@
+"""Training objectives: a module that maps a batch to a loss, so that DDP/FSDP wrap one ``forward``.
+
+Legend: B batch, C classes, P projection width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..model.losses import contrastive_loss, supervised_loss
+from ..model.zorro import Zorro
+
+
+class ContrastiveObjective(nn.Module):
+    """Audio-visual InfoNCE between projected outputs; negatives gathered from every process."""
+
+    def __init__(self, model: Zorro, variant: str = "av") -> None:
+        super().__init__()
+        self.model, self.variant = model, variant
+
+    def forward(self, audio: Tensor, video: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        proj = self.model.project(self.model.encode(audio=audio, video=video))  # {name: [B,P]}
+        assert self.model.projectors is not None
+        loss, parts = contrastive_loss(proj, self.model.projectors.temperature, self.variant)
+        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}}
+
+
+class SupervisedObjective(nn.Module):
+    """Sum over the available heads of BCE (multi-label) or CE (single-label), with per-head weights."""
+
+    def __init__(self, model: Zorro, multilabel: bool, head_weights: Mapping[str, float]) -> None:
+        super().__init__()
+        self.model, self.multilabel, self.head_weights = model, multilabel, dict(head_weights)
+
+    def forward(self, audio: Tensor | None, video: Tensor | None, labels: Tensor) -> dict[str, Tensor]:
+        logits = self.model(audio=audio, video=video)  # {head: [B,C]}
+        loss, per_head = supervised_loss(logits, labels, self.multilabel, self.head_weights)
+        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in per_head.items()}}
+
+
+def finite(x: Tensor) -> bool:
+    return bool(torch.isfinite(x).all())

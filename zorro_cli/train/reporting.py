@@ -1,0 +1,163 @@
+"""What a run writes while it runs: the run directory's records, progress on stderr, metrics, summary.
+
+Run directory (main process only)::
+
+    recipe.yaml      the resolved recipe (load it back with --recipe)
+    run.json         command line, versions, world size, start time, warm-start report
+    metrics.jsonl    one JSON object per logged step ({"step", "loss", "loss/<head>", "lr", "clips_per_s",
+                     "data_time_s"}) and per validation ({"step", "val/<head>/<metric>"})
+    tb/              TensorBoard events, when tensorboard is installed and log.tensorboard is on
+    checkpoints/     see train/checkpoint.py
+
+Progress goes to stderr (a rich bar on a TTY, a plain line every ``log.every`` steps otherwise); the
+summary for scripts goes to stdout as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .. import __version__
+from .checkpoint import Position
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+
+    return {"zorro": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "accelerate": accelerate.__version__, "platform": platform.platform()}
+
+
+def pick_best_metric(configured: str | None, mode: str, multilabel: bool, heads: list[str]) -> str:
+    """``train.best_metric`` or a default: contrastive loss (pre-training), else the first head's main metric."""
+    if configured:
+        return configured if configured.startswith("val/") else f"val/{configured}"
+    if mode == "pretrain":
+        return "val/contrastive_loss"
+    head = next((h for h in ("global", "fusion", "audio", "video") if h in heads), heads[0])
+    return f"val/{head}/{'mAP' if multilabel else 'top1'}"
+
+
+class RunLog:
+    """Run-directory records, progress and metrics for one training run (quiet on non-main processes)."""
+
+    def __init__(self, task: Any, setup: Any, acc: Accelerator, total: int, start_step: int) -> None:
+        from ..recipes import dump_recipe
+
+        self.acc, self.task, self.total = acc, task, total
+        self.main = acc.is_main_process
+        self.out: Path = task.out_dir
+        self.console = Console(stderr=True)
+        self.every = task.recipe.log.every
+        heads = list(setup.model.output_names)
+        self.best_key = pick_best_metric(task.recipe.train.best_metric, task.mode, setup.multilabel, heads)
+        self.minimise = "loss" in self.best_key
+        self.last_checkpoint: Path | None = None
+        self.last_val: dict[str, float] = {}
+        self._best_now = False
+        self.progress: Progress | None = None
+        self.tb = None
+        self.t_start = time.time()
+        if not self.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "recipe.yaml").write_text(dump_recipe(task.recipe))
+        run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
+               "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
+               "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total}
+        (self.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        self.metrics = (self.out / "metrics.jsonl").open("a")
+        if task.recipe.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tb"))
+            except ImportError:
+                self.tb = None
+        style = task.recipe.log.progress
+        if style == "bar" or (style == "auto" and sys.stderr.isatty()):
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=self.console)
+            self.progress.start()
+            self.bar = self.progress.add_task(task.mode, total=total, completed=start_step, info="")
+        self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
+
+    def info(self, msg: str) -> None:
+        if self.main:
+            self.console.print(msg, highlight=False, markup=False)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, record["step"])
+
+    def step(self, step: int, stats: dict[str, float]) -> None:
+        if not self.main:
+            return
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=step,
+                                 info=f"loss {stats['loss']:.4f}  {stats['clips_per_s']:.1f} clips/s")
+        if step % self.every == 0 or step == self.total or step == 1:
+            self._write({"step": step, **{k: round(v, 6) for k, v in stats.items()}})
+            if self.progress is None:
+                self.info(f"step {step}/{self.total}  loss {stats['loss']:.4f}  lr {stats['lr']:.2e}  "
+                          f"{stats['clips_per_s']:.1f} clips/s")
+
+    def validation(self, pos: Position, metrics: dict[str, float]) -> None:
+        self.last_val = {f"val/{k}": v for k, v in metrics.items()}
+        value = self.last_val.get(self.best_key)
+        self._best_now = False
+        if value is not None and math.isfinite(value):
+            better = pos.best_metric is None or (value < pos.best_metric if self.minimise else value > pos.best_metric)
+            if better:
+                pos.best_metric, pos.best_step, self._best_now = value, pos.step, True
+        if self.main:
+            self._write({"step": pos.step, **self.last_val})
+            shown = "  ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in self.last_val.items())
+            self.info(f"validation at step {pos.step}: {shown}")
+
+    def is_best(self, pos: Position) -> bool:
+        return self._best_now and pos.best_step == pos.step
+
+    def checkpoint_written(self, path: Path, pos: Position) -> None:
+        self.last_checkpoint = path
+        self._best_now = False
+        self.info(f"checkpoint {path.name} (step {pos.step})")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.main:
+            self.metrics.close()
+            if self.tb is not None:
+                self.tb.close()
+
+    def summary(self, pos: Position) -> dict[str, Any]:
+        return {"run_dir": str(self.out), "mode": self.task.mode, "step": pos.step, "epoch": pos.epoch,
+                "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+                "best_metric": self.best_key if pos.best_metric is not None else None,
+                "best_value": pos.best_metric, "best_step": pos.best_step, "val": self.last_val,
+                "seconds": round(time.time() - self.t_start, 1)}
