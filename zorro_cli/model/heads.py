@@ -5,6 +5,7 @@ Legend: B batch, D width, C classes, P projection width.
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections.abc import Mapping, Sequence
 
@@ -12,15 +13,21 @@ import torch
 from torch import Tensor, nn
 
 
+def module_key(name: str) -> str:
+    """A submodule name for an output: ``global`` is a Python keyword, which breaks FX/ONNX code generation."""
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
 class ClassifierHeads(nn.Module):
     """One linear head per output (o_A, o_V, o_F, o_G): ``{name: [B, D]} -> {name: [B, C]}``."""
 
     def __init__(self, dim: int, num_classes: int, outputs: Sequence[str]) -> None:
         super().__init__()
-        self.heads = nn.ModuleDict({o: nn.Linear(dim, num_classes) for o in outputs})
+        self.heads = nn.ModuleDict({module_key(o): nn.Linear(dim, num_classes) for o in outputs})
 
     def forward(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {name: self.heads[name](x) for name, x in feats.items() if name in self.heads}
+        return {name: self.heads[module_key(name)](x) for name, x in feats.items()
+                if module_key(name) in self.heads}
 
 
 class Projector(nn.Sequential):

@@ -1,0 +1,115 @@
+"""``zorro export``: a checkpoint -> safetensors + config.json, or ONNX (full model or one modality).
+
+safetensors: ``model.safetensors`` + ``config.json`` holding the model config and everything needed to
+preprocess identically (sample rate, mel settings, frame rate and size, normalisation statistics, label
+names); ``load_pretrained(DIR)`` reads it back.
+
+ONNX: ``model.onnx`` (inputs ``audio`` and ``video``), ``model_audio.onnx`` (input ``audio`` only: the
+unimodal path, no video computed) or ``model_video.onnx``; dynamic batch; one output per head, named by
+head: ``audio_logits``, ``video_logits``, ``fusion_logits``, ``global_logits`` (``<head>_embedding`` for a
+model without classifier heads; ONNX forbids an output sharing the input's name ``audio``).
+Every ONNX file is checked against PyTorch with onnxruntime on a random sample at export time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .model.masks import available_outputs, present_groups
+from .model.pretrained import CONFIG, read_model_config, resolve_model_path
+from .model.zorro import Zorro
+
+MODALITY_INPUTS = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
+
+
+class ExportError(RuntimeError):
+    """Export failed (missing package, parity check failed): one line for the user."""
+
+
+class _Exported(nn.Module):
+    """Positional-input wrapper: ``(audio[, video]) -> tuple of per-head outputs`` in ``names`` order."""
+
+    def __init__(self, model: Zorro, inputs: tuple[str, ...], names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.inputs, self.names = model, inputs, names
+
+    def forward(self, x0: Tensor, x1: Tensor | None = None) -> tuple[Tensor, ...]:
+        given = dict(zip(self.inputs, (x0, x1)))
+        feats = self.model.encode(audio=given.get("audio"), video=given.get("video"))
+        out = self.model.forward_head(feats) if self.model.heads is not None else feats
+        return tuple(out[n] for n in self.names)
+
+
+def output_names(model: Zorro, inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The heads a model answers with when given only ``inputs``."""
+    c = model.config
+    groups = present_groups(c.masking, "audio" in inputs, "video" in inputs)
+    return available_outputs(c.masking, groups, c.fusion_reads)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    outputs: tuple[str, ...]
+    max_abs_diff: float | None = None
+
+
+def export_safetensors(checkpoint: str | Path, out: Path) -> ExportResult:
+    """Copy the weights and write a complete ``config.json`` into ``out``."""
+    weights = resolve_model_path(checkpoint)
+    config, full = read_model_config(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".model.safetensors.tmp"
+    shutil.copyfile(weights, tmp)
+    tmp.replace(out / "model.safetensors")
+    full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights)}
+    (out / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
+    return ExportResult(out / "model.safetensors", tuple(full.get("labels", [])))
+
+
+def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: float = 1e-4,
+                extra_config: dict[str, Any] | None = None) -> ExportResult:
+    """Export one ONNX graph (``modality``: all, audio, video), then check it with onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the export extra: pip install 'zorro-cli[export]' ({e})") from None
+    inputs = MODALITY_INPUTS[modality]
+    names = output_names(model, inputs)
+    suffix = "_logits" if model.heads is not None else "_embedding"
+    onnx_names = [f"{n}{suffix}" for n in names]
+    wrapper = _Exported(model.eval(), inputs, names).eval()
+    sample = model.example_inputs(batch, generator=torch.Generator().manual_seed(0))
+    args = tuple(sample[i] for i in inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("model.onnx" if modality == "all" else f"model_{modality}.onnx")
+    tmp = path.with_name(f".{path.name}.tmp")
+    batch_dim = torch.export.Dim("batch", min=1, max=4096)
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():  # stdout is for results
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, args, str(tmp), input_names=list(inputs), output_names=onnx_names,
+                          dynamic_shapes=tuple({0: batch_dim} for _ in inputs), dynamo=True,
+                          external_data=False, verbose=False)
+    tmp.replace(path)
+    # Parity on a batch size other than the traced one, so the dynamic batch is exercised too.
+    check = model.example_inputs(batch + 1, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = wrapper(*(check[i] for i in inputs))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(onnx_names, {i: check[i].numpy() for i in inputs})
+    diff = max(float((torch.from_numpy(g) - r).abs().max()) for g, r in zip(got, ref, strict=True))
+    if not diff <= atol:
+        raise ExportError(f"{path}: ONNX output differs from PyTorch by {diff:.2e} (> {atol:.0e})")
+    if extra_config is not None:
+        (out / CONFIG).write_text(json.dumps(extra_config, indent=2) + "\n")
+    return ExportResult(path, tuple(onnx_names), diff)
