@@ -44,7 +44,7 @@ class _Exported(nn.Module):
         self.model, self.inputs, self.names = model, inputs, names
 
     def forward(self, x0: Tensor, x1: Tensor | None = None) -> tuple[Tensor, ...]:
-        given = dict(zip(self.inputs, (x0, x1)))
+        given = dict(zip(self.inputs, (x0, x1)[:len(self.inputs)], strict=True))
         feats = self.model.encode(audio=given.get("audio"), video=given.get("video"))
         out = self.model.forward_head(feats) if self.model.heads is not None else feats
         return tuple(out[n] for n in self.names)
