@@ -1,0 +1,105 @@
+"""Evaluation plots (PNG): per-class AP or a confusion matrix per head, and training curves.
+
+matplotlib with the non-interactive Agg backend; every function writes one file and returns its path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(names: Sequence[str], i: int, width: int = 18) -> str:
+    name = names[i] if i < len(names) else str(i)
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def confusion_png(matrix: np.ndarray, names: Sequence[str], title: str, path: Path) -> Path:
+    """Row-normalised confusion matrix (row = true class); at most 40 classes are labelled."""
+    plt = _plt()
+    n = matrix.shape[0]
+    rows = matrix.sum(1, keepdims=True)
+    norm = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    size = min(14.0, 3.0 + 0.35 * n)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    if n <= 40:
+        ax.set_xticks(range(n), [_label(names, i) for i in range(n)], rotation=90, fontsize=8)
+        ax.set_yticks(range(n), [_label(names, i) for i in range(n)], fontsize=8)
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
+                    if matrix[i, j]:
+                        ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                                color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def per_class_ap_png(ap: np.ndarray, names: Sequence[str], title: str, path: Path, top: int = 30) -> Path:
+    """Horizontal bars of the ``top`` best and worst classes by AP (classes without positives skipped)."""
+    plt = _plt()
+    valid = [i for i in range(len(ap)) if not math.isnan(ap[i])]
+    order = sorted(valid, key=lambda i: ap[i])
+    shown = order if len(order) <= 2 * top else order[:top] + order[-top:]
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.25 * len(shown) + 1)))
+    ax.barh(range(len(shown)), [ap[i] for i in shown], color="tab:blue")
+    ax.set_yticks(range(len(shown)), [_label(names, i, 30) for i in shown], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("average precision")
+    ax.set_title(f"{title} (mAP {np.mean([ap[i] for i in valid]):.3f} over {len(valid)} classes)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def training_curves_png(metrics_jsonl: Path, path: Path) -> Path | None:
+    """Loss (per head) and validation metrics against the step, from a run's ``metrics.jsonl``."""
+    if not metrics_jsonl.is_file():
+        return None
+    rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    val = [r for r in rows if any(k.startswith("val/") for k in r)]
+    if not train:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(12 if val else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    for key in sorted({k for r in train for k in r if k == "loss" or k.startswith("loss/")}):
+        pts = [(r["step"], r[key]) for r in train if key in r]
+        ax.plot(*zip(*pts, strict=True), label=key, linewidth=1.5 if key == "loss" else 1.0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    if val:
+        ax = axes[0][1]
+        for key in sorted({k for r in val for k in r if k.startswith("val/") and "loss" not in k}):
+            pts = [(r["step"], r[key]) for r in val if key in r]
+            ax.plot(*zip(*pts, strict=True), marker="o", label=key.removeprefix("val/"))
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
