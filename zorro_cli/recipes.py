@@ -20,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
@@ -33,12 +33,14 @@ __all__ = [
     "RecipeError",
     "bundled_recipes",
     "dump_recipe",
+    "from_dict",
     "load_recipe",
     "parse_overrides",
     "recipe_from_dict",
     "recipe_to_dict",
 ]
 
+T = TypeVar("T")
 RECIPE_DIR = Path(zorro_cli.__file__).resolve().parents[1] / "recipes"
 
 
@@ -114,15 +116,22 @@ def load_recipe(name_or_path: str | Path | None, overrides: list[str] | None = N
     return recipe_from_dict(data, source=source, origins=origins)
 
 
-def recipe_from_dict(data: dict[str, Any], source: str = "recipe",
-                     origins: dict[str, str] | None = None) -> Recipe:
-    """Build and validate a ``Recipe`` from plain data; errors name ``source`` (or the override)."""
+def from_dict(cls: type[T], data: dict[str, Any], source: str = "recipe",
+              origins: dict[str, str] | None = None) -> T:
+    """Build and validate any (nested) dataclass ``cls`` from plain data, coercing through its field
+    types; every problem is reported, prefixed by ``source`` (or the override that set the value)."""
     errors: list[tuple[str, str]] = []
-    recipe = _build(Recipe, data, "", errors)
+    obj = _build(cls, data, "", errors)
     if errors:
         origins = origins or {}
         raise RecipeError("; ".join(f"{_origin(path, origins, source)}: {path}: {msg}" for path, msg in errors))
-    return recipe
+    return obj
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe",
+                     origins: dict[str, str] | None = None) -> Recipe:
+    """Build and validate a ``Recipe`` from plain data (see ``from_dict``)."""
+    return from_dict(Recipe, data, source, origins)
 
 
 def recipe_to_dict(obj: Any) -> Any:

@@ -25,6 +25,7 @@ import csv
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,7 +37,8 @@ from .pipeline import ClipFailure, ClipResult, decode_jpeg
 SCHEMA = 1
 SHARDS = "shards"
 INDEX_FIELDS = ("clip_id", "path", "split", "labels", "label_ids", "shard", "row", "has_audio", "has_video",
-                "duration_s", "n_frames", "audio_frames", "width", "height")
+                "duration_s", "n_frames", "audio_frames", "width", "height", "frame_offset", "mel_offset")
+MAX_OPEN = 64  # open shard files per process (least recently used closed first)
 
 
 class CacheError(Exception):
@@ -171,6 +173,8 @@ class IndexRow(NamedTuple):
     audio_frames: int
     width: int
     height: int
+    frame_offset: int
+    mel_offset: int
 
 
 def read_index(path: Path) -> list[IndexRow]:
@@ -181,7 +185,8 @@ def read_index(path: Path) -> list[IndexRow]:
             labels = tuple(int(x) for x in r["label_ids"].split(";") if x != "")
             out.append(IndexRow(r["clip_id"], r["path"], r["split"], labels, int(r["shard"]), int(r["row"]),
                                 r["has_audio"] == "1", r["has_video"] == "1", float(r["duration_s"]),
-                                int(r["n_frames"]), int(r["audio_frames"]), int(r["width"]), int(r["height"])))
+                                int(r["n_frames"]), int(r["audio_frames"]), int(r["width"]), int(r["height"]),
+                                int(r["frame_offset"]), int(r["mel_offset"])))
     return out
 
 
@@ -201,13 +206,12 @@ class Cache:
         self.stats: dict[str, Any] = summary.get("stats", {})
         self.index: list[IndexRow] = read_index(self.dir / "index.csv")
         self._pos = {r.clip_id: i for i, r in enumerate(self.index)}
-        self._files: dict[int, h5py.File] = {}
+        self._files: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
-        self._records: dict[int, list[dict[str, Any]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_files={}, _records={})
+        state["_files"] = OrderedDict()  # handles never cross processes (spawn pickles the dataset)
         return state
 
     def clip_ids(self, split: str | None = None) -> list[str]:
@@ -215,70 +219,65 @@ class Cache:
         return [r.clip_id for r in self.index if split is None or r.split == split]
 
     def row(self, clip_id: str) -> IndexRow:
+        """The clip's ``index.csv`` row."""
         try:
             return self.index[self._pos[clip_id]]
         except KeyError:
             raise KeyError(f"clip {clip_id!r} is not in the cache") from None
 
-    def _check_process(self) -> None:
-        if os.getpid() != self._pid:  # a forked worker: never reuse the parent's HDF5 handles
-            self._files, self._records, self._pid = {}, {}, os.getpid()
-
     def _file(self, shard: int) -> h5py.File:
-        self._check_process()
+        if os.getpid() != self._pid:  # a forked worker: never reuse the parent's HDF5 handles
+            self._files, self._pid = OrderedDict(), os.getpid()
         f = self._files.get(shard)
         if f is None:
             f = self._files[shard] = h5py.File(shard_path(self.dir, shard), "r")
+            if len(self._files) > MAX_OPEN:
+                self._files.popitem(last=False)[1].close()
+        self._files.move_to_end(shard)
         return f
 
-    def record(self, clip_id: str) -> dict[str, Any]:
-        """The clip's stored record (offsets, decode info)."""
+    def info(self, clip_id: str) -> dict[str, Any]:
+        """What decoding found (codecs, source size and rate, rotation, ...)."""
         r = self.row(clip_id)
-        self._check_process()
-        if r.shard not in self._records:
-            self._records[r.shard] = read_json_dataset(self._file(r.shard), "clips_json")
-        return self._records[r.shard][r.row]
+        return read_json_dataset(self._file(r.shard), "clips_json")[r.row]["info"]
 
     def frames(self, clip_id: str, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
         """Decoded frames uint8 ``[T, H, W, 3]`` (all, or the given slot indices; repeats allowed)."""
-        rec = self.record(clip_id)
-        if not rec["has_video"]:
+        r = self.row(clip_id)
+        if not r.has_video:
             raise ValueError(f"clip {clip_id!r} has no video")
-        idx = np.arange(rec["n_frames"]) if indices is None else np.asarray(indices, dtype=np.int64)
-        f = self._file(self.row(clip_id).shard)
-        off, n = rec["frame_offset"], rec["n_frames"]
-        spans = f["frame_spans"][off:off + n]
-        lo, hi = spans[idx, 0].min(), (spans[idx, 0] + spans[idx, 1]).max()
+        idx = np.arange(r.n_frames) if indices is None else np.asarray(indices, dtype=np.int64)
+        f = self._file(r.shard)
+        spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames]  # [T, 2] byte offset, length
+        lo, hi = int(spans[idx, 0].min()), int((spans[idx, 0] + spans[idx, 1]).max())
         data = f["jpeg"][lo:hi]  # one read covering the wanted frames
-        images: dict[int, np.ndarray] = {}
-        for start in {int(spans[i, 0]) for i in idx}:
-            length = int(spans[spans[:, 0] == start][0, 1])
-            images[start] = decode_jpeg(data[start - lo:start - lo + length])
+        images = {int(spans[i, 0]): decode_jpeg(data[spans[i, 0] - lo:spans[i, 0] - lo + spans[i, 1]])
+                  for i in sorted(set(idx.tolist()))}
         return np.stack([images[int(spans[i, 0])] for i in idx])
 
     def logmel(self, clip_id: str) -> np.ndarray:
         """float16 ``[F, A]`` log-mel."""
-        rec = self.record(clip_id)
-        if not rec["has_audio"]:
+        r = self.row(clip_id)
+        if not r.has_audio:
             raise ValueError(f"clip {clip_id!r} has no audio")
-        off = rec["mel_offset"]
-        return self._file(self.row(clip_id).shard)["logmel"][:, off:off + rec["audio_frames"]]
+        return self._file(r.shard)["logmel"][:, r.mel_offset:r.mel_offset + r.audio_frames]
 
     def load(self, clip_id: str) -> dict[str, Any]:
         """Everything about one clip: ``frames`` uint8 [T, H, W, 3] and ``logmel`` float16 [F, A] (None
         for a missing modality), ``labels`` (indices), ``label_names``, flags, ``duration_s``, ``fps``."""
-        r, rec = self.row(clip_id), self.record(clip_id)
+        r = self.row(clip_id)
         return {"clip_id": clip_id, "path": r.path, "split": r.split, "labels": list(r.labels),
                 "label_names": [self.label_names[i] for i in r.labels], "has_audio": r.has_audio,
                 "has_video": r.has_video, "duration_s": r.duration_s, "fps": self.settings["fps"],
                 "sample_rate": self.settings["sample_rate"], "hop_length": self.settings["hop_length"],
                 "frames": self.frames(clip_id) if r.has_video else None,
-                "logmel": self.logmel(clip_id) if r.has_audio else None, "info": rec["info"]}
+                "logmel": self.logmel(clip_id) if r.has_audio else None, "info": self.info(clip_id)}
 
     def close(self) -> None:
+        """Close this process's open shard files."""
         for f in self._files.values():
             f.close()
-        self._files, self._records = {}, {}
+        self._files = OrderedDict()
 
 
 def open_cache(cache_dir: str | Path) -> Cache:

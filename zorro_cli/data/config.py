@@ -25,7 +25,7 @@ class PreprocessConfig:
     n_mels: int = 128  # [paper] 128 mel bins
     window_ms: float = 25.0  # [choice] Kaldi/AST convention
     hop_ms: float = 10.0  # [choice] 640 frames x 10 ms = 6.4 s of audio per model input
-    n_fft: int | None = None  # [choice] None: next power of two >= the window (512 at 16 kHz)
+    n_fft: int | None = None  # [choice] None: next power of two >= 2 x window (1024 at 16 kHz / 25 ms)
     f_min: float = 0.0  # [choice]
     f_max: float | None = None  # [choice] None: sample_rate / 2
     log_offset: float = 1e-6  # [choice] log(mel power + offset)
@@ -77,8 +77,9 @@ class PreprocessConfig:
 
     @property
     def fft_size(self) -> int:
-        """``n_fft``, or the next power of two >= the window."""
-        return self.n_fft if self.n_fft is not None else 1 << (self.win_length - 1).bit_length()
+        """``n_fft``, or the next power of two >= twice the window: at 16 kHz, 512 points (31 Hz bins)
+        leave the lowest of 128 mel filters empty; 1024 (16 Hz bins) does not."""
+        return self.n_fft if self.n_fft is not None else 1 << (2 * self.win_length - 1).bit_length()
 
     def cache_settings(self) -> dict[str, Any]:
         """The settings that determine the cache's bytes (fingerprinted; stored in every shard)."""

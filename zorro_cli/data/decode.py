@@ -294,6 +294,8 @@ def _decode(container: Any, req: DecodeRequest) -> Decoded:
         raise DecodeError(f"empty clip window {req.start:.3f}-{req.end} s")
     origin = container.start_time / av.time_base if container.start_time is not None else None
     seeked = req.start > 0.5 and _seek(container, req.start + (origin or 0.0))
+    if seeked and origin is None:
+        origin = 0.0
     video = _VideoTrack(req, vstream, window) if vstream is not None else None
     audio = _AudioTrack(req, window) if astream is not None else None
     if vstream is not None:

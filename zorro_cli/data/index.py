@@ -42,7 +42,8 @@ def write_failures(path: Path, rows: list[tuple[str, str]] | list[list[str]]) ->
 def _index_row(k: int, i: int, rec: dict[str, Any], names: list[str]) -> list[Any]:
     return [rec["clip_id"], rec["path"], rec["split"], ";".join(names[j] for j in rec["labels"]),
             ";".join(str(j) for j in rec["labels"]), k, i, int(rec["has_audio"]), int(rec["has_video"]),
-            f"{rec['duration_s']:.6f}", rec["n_frames"], rec["audio_frames"], rec["width"], rec["height"]]
+            f"{rec['duration_s']:.6f}", rec["n_frames"], rec["audio_frames"], rec["width"], rec["height"],
+            rec["frame_offset"], rec["mel_offset"]]
 
 
 def missing_shards(cache_dir: Path, num_shards: int) -> list[int]:
