@@ -10,8 +10,16 @@ from typing import Literal
 import pytest
 
 from zorro_cli.data.config import PreprocessConfig
-from zorro_cli.recipes import (RECIPE_DIR, Recipe, RecipeError, dump_recipe, from_dict, load_recipe,
-                               parse_overrides, recipe_to_dict)
+from zorro_cli.recipes import (
+    RECIPE_DIR,
+    Recipe,
+    RecipeError,
+    dump_recipe,
+    from_dict,
+    load_recipe,
+    parse_overrides,
+    recipe_to_dict,
+)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zorro_cli.data.decode import DecodeError, DecodeRequest, HoldSampler, decode_media, output_size, rotation_turns
+from zorro_cli.data.decode import (
+    DecodeError,
+    DecodeRequest,
+    HoldSampler,
+    decode_media,
+    output_size,
+    rotation_turns,
+)
 from zorro_cli.data.synth import write_clip
 
 
@@ -43,7 +50,7 @@ def clock_video(tmp_path_factory) -> Path:
 
 def test_window_and_rate(clock_video):
     d = decode_media(DecodeRequest(str(clock_video), start=1.0, end=2.5, fps=2, short_side=24, audio=False))
-    levels = [int(round(f.mean())) for f in d.frames]
+    levels = [round(float(f.mean())) for f in d.frames]
     assert len(levels) == 3 and np.allclose(levels, [90, 130, 170], atol=3)  # source frames 4, 6, 8
     assert d.frames[0].shape == (24, 32, 3) and d.duration_s == pytest.approx(1.5)
     whole = decode_media(DecodeRequest(str(clock_video), fps=8, short_side=24, audio=False))

@@ -46,7 +46,7 @@ def test_audioset(tmp_path):
 
 def test_audioset_needs_label_indices(tmp_path):
     m = write(tmp_path / "eval_segments.csv", AUDIOSET)
-    with pytest.raises(ManifestError, match="class_labels_indices.csv"):
+    with pytest.raises(ManifestError, match=r"class_labels_indices\.csv"):
         read_manifest("audioset", [m])
     labels = write(tmp_path / "other" / "labels.csv", CLASS_LABELS)
     assert read_manifest("audioset", [m], labels).rows[0].split == "eval"

@@ -344,8 +344,9 @@ def _result(container: Any, req: DecodeRequest, vstream: Any, astream: Any,
                         _stream_span(container, astream), req, error)
         out.info.update(audio_codec=astream.codec_context.name, source_rate=astream.rate,
                         source_channels=astream.channels)
-    ends = [video.end_t if video is not None else 0.0]
+    if video is not None:
+        out.info["video_s"] = round(video.end_t, 6)
     if audio is not None:
-        ends.append(len(out.audio) / req.sample_rate)  # type: ignore[arg-type]
-    out.duration_s = round(max(ends), 6)
+        out.info["audio_s"] = round(len(out.audio) / req.sample_rate, 6)  # type: ignore[arg-type]
+    out.duration_s = max(out.info.get("video_s", 0.0), out.info.get("audio_s", 0.0))
     return out

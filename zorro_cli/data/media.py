@@ -96,6 +96,8 @@ def find_media(row: Row, index: MediaIndex, patterns: Sequence[str]) -> tuple[st
             rel = pattern.format(**row.fields)
         except (KeyError, ValueError, IndexError):
             continue
+        if rel in tried:
+            continue
         tried.append(rel)
         hit = index.find(rel)
         if hit is not None:
