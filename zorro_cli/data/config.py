@@ -1,0 +1,91 @@
+"""``PreprocessConfig``: the recipe's ``preprocess:`` section (what a cache stores and how it is decoded).
+
+Values marked [paper] come from the Zorro paper (128 mel bins x 640 frames of log-mel, 8 RGB frames);
+everything else is a [choice] of ours and stays configurable. Kept free of heavy imports so that
+``zorro_cli.recipes`` loads fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MODALITIES: tuple[str, ...] = ("audio", "video")
+
+# Settings that do not change a byte of the cache (left out of the fingerprint).
+RUNTIME_KEYS: frozenset[str] = frozenset({"decode_threads"})
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How raw media become a cache. Times in seconds unless a name says otherwise."""
+
+    sample_rate: int = 16000  # [choice] 16 kHz mono, as AST / MBT / CAV-MAE
+    n_mels: int = 128  # [paper] 128 mel bins
+    window_ms: float = 25.0  # [choice] Kaldi/AST convention
+    hop_ms: float = 10.0  # [choice] 640 frames x 10 ms = 6.4 s of audio per model input
+    n_fft: int | None = None  # [choice] None: next power of two >= 2 x window (1024 at 16 kHz / 25 ms)
+    f_min: float = 0.0  # [choice]
+    f_max: float | None = None  # [choice] None: sample_rate / 2
+    log_offset: float = 1e-6  # [choice] log(mel power + offset)
+    fps: float = 5.0  # [choice] frames stored per second (resampled from the stream timestamps)
+    short_side: int = 256  # [choice] frames stored with this short side (aspect kept)
+    jpeg_quality: int = 90  # [choice] frames stored as JPEG bytes
+    modalities: tuple[Literal["audio", "video"], ...] = ("audio", "video")
+    clip_window: Literal["auto", "manifest", "whole"] = "auto"  # see zorro_cli.data.manifests
+    max_seconds: float | None = None  # [choice] cap a clip that the manifest gives no window for
+    min_coverage: float = 0.9  # [choice] a stream must decode >= this share of its expected span
+    media_patterns: tuple[str, ...] = ()  # () = the format's default patterns (manifests.py)
+    shard_size: int = 256  # [choice] clips per HDF5 shard
+    decode_threads: int = 1  # FFmpeg threads per decoder; parallelism comes from --workers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "media_patterns", tuple(self.media_patterns))
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, as ``key: what is wrong`` strings (empty when valid)."""
+        out = []
+        for key in ("sample_rate", "n_mels", "short_side", "shard_size", "decode_threads"):
+            if getattr(self, key) < 1:
+                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
+        for key in ("window_ms", "hop_ms", "fps", "log_offset"):
+            if getattr(self, key) <= 0:
+                out.append(f"{key}: expected > 0, got {getattr(self, key)}")
+        if not 1 <= self.jpeg_quality <= 100:
+            out.append(f"jpeg_quality: expected 1..100, got {self.jpeg_quality}")
+        if not 0.0 < self.min_coverage <= 1.0:
+            out.append(f"min_coverage: expected in (0, 1], got {self.min_coverage}")
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            out.append(f"modalities: expected a non-empty subset of {list(MODALITIES)}, got {list(self.modalities)}")
+        if self.n_fft is not None and self.n_fft < self.win_length:
+            out.append(f"n_fft: expected >= the window ({self.win_length} samples), got {self.n_fft}")
+        if self.f_max is not None and not self.f_min < self.f_max <= self.sample_rate / 2:
+            out.append(f"f_max: expected in (f_min, sample_rate / 2], got {self.f_max}")
+        return out
+
+    @property
+    def win_length(self) -> int:
+        """Analysis window in samples (400 at 16 kHz / 25 ms)."""
+        return round(self.sample_rate * self.window_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        """Hop in samples (160 at 16 kHz / 10 ms)."""
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    @property
+    def fft_size(self) -> int:
+        """``n_fft``, or the next power of two >= twice the window: at 16 kHz, 512 points (31 Hz bins)
+        leave the lowest of 128 mel filters empty; 1024 (16 Hz bins) does not."""
+        return self.n_fft if self.n_fft is not None else 1 << (2 * self.win_length - 1).bit_length()
+
+    def cache_settings(self) -> dict[str, Any]:
+        """The settings that determine the cache's bytes (fingerprinted; stored in every shard)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in RUNTIME_KEYS}
+        out.update(win_length=self.win_length, hop_length=self.hop_length, n_fft=self.fft_size,
+                   f_max=self.f_max if self.f_max is not None else self.sample_rate / 2)
+        out["modalities"] = list(self.modalities)
+        out["media_patterns"] = list(self.media_patterns)
+        return out

@@ -1,0 +1,171 @@
+"""``ClipDataset``: a torch Dataset over a preprocessing cache, for training and evaluation.
+
+Legend: F mel bins, A audio frames, T video frames, S image size, C classes, V views (clips x crops).
+An item is a dict: ``audio`` float32 [1, F, A] (normalised with the cache's mel mean/std), ``video``
+float32 [3, T, S, S] (ImageNet-normalised), ``label`` (float multi-hot [C], or long index; -1 when
+unlabelled), ``has_audio``, ``has_video``, ``clip_id``, ``index``. In eval mode ``audio`` is
+[V, 1, F, A] and ``video`` [V, 3, T, S, S]. A modality not in ``modalities`` is not read and not
+returned; a clip lacking one that is asked for is excluded at construction and counted in ``excluded``.
+
+Randomness is a pure function of ``(seed, epoch, index)``: call ``set_epoch`` (or index the dataset with
+``(index, epoch)``) and the data are the same for any number of workers and after a resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from . import augment as aug
+from .augment import AugmentConfig
+from .cache import Cache, IndexRow
+
+
+def _pair(x: int | Sequence[int]) -> tuple[int, int]:
+    return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+class ClipDataset(Dataset):
+    """Clips of one (or several) splits of a cache as model-ready tensors."""
+
+    def __init__(self, cache_dir: str | Path | Cache, split: str | Sequence[str] | None = None,
+                 mode: Literal["train", "eval"] = "train", modalities: Sequence[str] = ("audio", "video"),
+                 audio_frames: int = 640, frames: int = 8, image_size: int | Sequence[int] = 224,
+                 frame_stride: int = 1, seed: int = 0, eval_clips: int = 1, eval_crops: int = 3,
+                 augment: AugmentConfig | None = None, mel_norm: Literal["global", "per_bin"] = "global") -> None:
+        self.cache = cache_dir if isinstance(cache_dir, Cache) else Cache(cache_dir)
+        bad = [m for m in modalities if m not in ("audio", "video")]
+        if bad or not modalities or mode not in ("train", "eval") or eval_crops not in (1, 3):
+            raise ValueError(f"invalid ClipDataset arguments: modalities={list(modalities)}, mode={mode!r}, "
+                             f"eval_crops={eval_crops} (expected audio/video, train/eval, 1 or 3)")
+        if min(audio_frames, frames, frame_stride, eval_clips) < 1:
+            raise ValueError("audio_frames, frames, frame_stride and eval_clips must be >= 1")
+        self.mode, self.modalities = mode, tuple(modalities)
+        self.audio_frames, self.frames, self.frame_stride = audio_frames, frames, frame_stride
+        self.image_size = _pair(image_size)
+        self.seed, self.epoch = seed, 0
+        self.eval_clips, self.eval_crops = eval_clips, eval_crops
+        self.augment = augment if augment is not None else (AugmentConfig() if mode == "train" else aug.NO_AUGMENT)
+        splits = None if split is None else {split} if isinstance(split, str) else set(split)
+        self.rows, self.excluded = self._select(splits)
+        self.num_classes = len(self.cache.label_names)
+        self.multilabel = self.cache.multilabel
+        self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities else None
+
+    def _select(self, splits: set[str] | None) -> tuple[list[IndexRow], dict[str, int]]:
+        rows, excluded = [], {"no_audio": 0, "no_video": 0}
+        for r in self.cache.index:
+            if splits is not None and r.split not in splits:
+                continue
+            if "audio" in self.modalities and not r.has_audio:
+                excluded["no_audio"] += 1
+            elif "video" in self.modalities and not r.has_video:
+                excluded["no_video"] += 1
+            else:
+                rows.append(r)
+        return rows, excluded
+
+    def _mel_norm(self, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+        stats = self.cache.stats
+        if not stats:
+            raise ValueError(f"cache {self.cache.dir} has no log-mel statistics (no clip with audio)")
+        n_mels = int(self.cache.settings["n_mels"])
+        if how == "per_bin":
+            return (torch.tensor(stats["mel_mean_per_bin"]).view(n_mels, 1),
+                    torch.tensor(stats["mel_std_per_bin"]).clamp(min=1e-5).view(n_mels, 1))
+        return torch.tensor(stats["mel_mean"]), torch.tensor(max(stats["mel_std"], 1e-5))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random augmentation ``__getitem__`` draws."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    # --- spans: audio and video windows share a centre instant ----------------------------------------
+
+    @property
+    def audio_rate(self) -> float:
+        """Log-mel frames per second."""
+        return self.cache.settings["sample_rate"] / self.cache.settings["hop_length"]
+
+    def _span(self) -> float:
+        spans = []
+        if "audio" in self.modalities:
+            spans.append(self.audio_frames / self.audio_rate)
+        if "video" in self.modalities:
+            spans.append(self.frames * self.frame_stride / self.cache.settings["fps"])
+        return max(spans)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
+        row = self.rows[index]
+        item: dict[str, Any] = {"label": self._label(row), "has_audio": "audio" in self.modalities,
+                                "has_video": "video" in self.modalities, "clip_id": row.clip_id, "index": index}
+        if self.mode == "train":
+            g = aug.item_generator(self.seed, epoch, index)
+            centers = [aug.random_center(row.duration_s, self._span(), g)]
+        else:
+            g = None
+            centers = aug.eval_centers(row.duration_s, self._span(), self.eval_clips)
+        if "audio" in self.modalities:
+            item["audio"] = self._audio(row, centers, g)
+        if "video" in self.modalities:
+            item["video"] = self._video(row, centers, g)
+        return item
+
+    def _label(self, row: IndexRow) -> torch.Tensor:
+        if self.multilabel:
+            target = torch.zeros(self.num_classes)
+            target[list(row.labels)] = 1.0
+            return target
+        return torch.tensor(row.labels[0] if row.labels else -1, dtype=torch.long)
+
+    def _audio(self, row: IndexRow, centers: list[float], g: torch.Generator | None) -> torch.Tensor:
+        mel = torch.from_numpy(self.cache.logmel(row.clip_id).astype("float32"))  # [F, A_clip]
+        mean, std = self._norm  # type: ignore[misc]
+        mel = (mel - mean) / std
+        views = []
+        for c in centers:
+            start = aug.window_start(c, self.audio_rate, self.audio_frames, row.audio_frames)
+            x = aug.fit_length(mel[:, start:start + self.audio_frames], self.audio_frames)  # [F, A]
+            if g is not None:
+                x = self._augment_audio(x, g)
+            views.append(x.unsqueeze(0))
+        if self.mode == "train":
+            return views[0]  # [1, F, A]
+        return torch.stack([v for v in views for _ in range(self.eval_crops)])  # [V, 1, F, A]
+
+    def _augment_audio(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        a, (n_f, n_t) = self.augment, x.shape
+        x = aug.freq_jitter(x, round(a.freq_jitter * n_f), g)
+        return aug.spec_augment(x, g, a.freq_masks, round(a.freq_mask_width * n_f), a.time_masks,
+                                round(a.time_mask_width * n_t))
+
+    def _video(self, row: IndexRow, centers: list[float], g: torch.Generator | None) -> torch.Tensor:
+        fps, span = self.cache.settings["fps"], self.frames * self.frame_stride
+        clips = []
+        for c in centers:
+            start = aug.window_start(c, fps, span, row.n_frames)
+            idx = aug.frame_indices(start, self.frames, self.frame_stride, row.n_frames)
+            clips.append(torch.from_numpy(self.cache.frames(row.clip_id, idx)).permute(0, 3, 1, 2))  # [T,3,H,W]
+        h, w = clips[0].shape[-2:]
+        if g is not None:
+            a = self.augment
+            box = aug.random_resized_box(h, w, a.crop_scale, a.crop_ratio, g)
+            x = aug.crop_resize(clips[0], box, self.image_size)
+            if aug.uniform(g) < a.flip:
+                x = x.flip(-1)
+            return aug.normalize_video(x)  # [3, T, S, S]
+        views = [aug.normalize_video(aug.crop_resize(clip, box, self.image_size))
+                 for clip in clips for box in aug.eval_boxes(h, w, self.eval_crops)]
+        return torch.stack(views)  # [V, 3, T, S, S]
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of items (``clip_id`` stays a list of strings)."""
+    return default_collate(items)

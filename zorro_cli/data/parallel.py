@@ -1,0 +1,85 @@
+"""Ordered parallel map over clip tasks in worker processes, surviving workers that die.
+
+Results come back in task order (so shards are identical for any number of workers) with a bounded
+number of tasks in flight (so memory stays flat). A worker killed by a decoder crash breaks the pool:
+the tasks in flight are then retried one by one in a fresh single-worker pool, a task that kills its
+worker again becomes a ``ClipFailure``, and the run goes on with a new pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .config import PreprocessConfig
+from .media import ClipTask
+from .pipeline import ClipFailure, ClipResult, process_clip
+
+_CFG: PreprocessConfig | None = None
+
+
+def _init_worker(cfg: PreprocessConfig) -> None:
+    global _CFG
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: no nested thread pools
+    _CFG = cfg
+
+
+def _run(task: ClipTask) -> ClipResult | ClipFailure:
+    assert _CFG is not None
+    return process_clip(task, _CFG)
+
+
+def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
+    ctx: Any = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if hasattr(ctx, "set_forkserver_preload"):
+        ctx.set_forkserver_preload(["zorro_cli.data.pipeline"])
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+
+
+def _isolated(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
+    with _pool(1, cfg) as pool:
+        try:
+            return pool.submit(_run, task).result()
+        except BrokenProcessPool:
+            return ClipFailure(task, "decoder crashed the worker process (killed twice)")
+
+
+def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int) -> Iterator[ClipResult | ClipFailure]:
+    """``process_clip`` over ``tasks`` in order; ``workers = 0`` runs in this process."""
+    if workers <= 0:
+        _init_worker(cfg)
+        for task in tasks:
+            yield _run(task)
+        return
+    pending: deque[tuple[ClipTask, Future]] = deque()
+    todo = iter(tasks)
+    pool = _pool(workers, cfg)
+    try:
+        while True:
+            while len(pending) < 4 * workers:
+                task = next(todo, None)
+                if task is None:
+                    break
+                pending.append((task, pool.submit(_run, task)))
+            if not pending:
+                return
+            task, fut = pending[0]
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                for task, _ in pending:
+                    yield _isolated(task, cfg)
+                pending.clear()
+                pool = _pool(workers, cfg)
+                continue
+            pending.popleft()
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,237 @@
+"""``zorro preprocess``: a manifest of raw media -> a sharded HDF5 cache + failure report (resumable).
+
+Flow: read the manifest -> find each row's media -> plan clips into shards of ``shard_size`` in
+manifest order -> decode the clips of this part's unfinished shards in worker processes -> write each
+shard under a temporary name and rename it when complete -> once every shard exists, write
+``index.csv``, ``failures.csv`` and ``summary.json`` (``zorro_cli.data.index.finalize``).
+
+A rerun with the same settings and manifest skips finished shards (resume after a kill); other
+settings are refused unless ``rebuild``. ``shard=(I, N)`` processes shards ``k`` with ``k % N == I``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .data.cache import (
+    SCHEMA,
+    CacheError,
+    ShardWriter,
+    fingerprint,
+    shard_done,
+    shard_path,
+    write_text_atomic,
+)
+from .data.config import PreprocessConfig
+from .data.index import PLAN_FAILURES, finalize, merge_parts, missing_shards, read_meta, write_failures
+from .data.manifests import FORMATS, ManifestError, read_manifest
+from .data.media import ClipTask, plan_clips
+from .data.parallel import process_all
+from .data.progress import ClipProgress
+from .recipes import Recipe, RecipeError, load_recipe
+
+OUTPUTS = ("index.csv", "failures.csv", "summary.json", "cache.json", PLAN_FAILURES)
+
+
+class UsageError(Exception):
+    """Bad input named on the command line (exit 2); ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to preprocess, besides the recipe's settings."""
+
+    manifests: tuple[Path, ...]
+    fmt: str
+    media_root: Path
+    out: Path
+    workers: int = 1
+    shard: tuple[int, int] = (0, 1)
+    labels: Path | None = None
+    rebuild: bool = False
+    plain: bool | None = None  # progress as log lines (None: when stderr is not a terminal)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard: expected I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise UsageError(f"--shard: expected 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _check_job(job: Job) -> None:
+    if job.fmt not in FORMATS:
+        raise UsageError(f"--format: unknown format {job.fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not job.manifests:
+        raise UsageError("--manifest is required")
+    for m in job.manifests:
+        if not m.is_file():
+            raise UsageError(f"--manifest: no such file {m}")
+    if not job.media_root.is_dir():
+        raise UsageError(f"--media-root: no such folder {job.media_root}")
+    if job.labels is not None and not job.labels.is_file():
+        raise UsageError(f"--labels: no such file {job.labels}")
+    if job.workers < 0:
+        raise UsageError(f"--workers: expected >= 0, got {job.workers}")
+
+
+def _task_key(t: ClipTask) -> list[Any]:
+    return [t.clip_id, t.path, list(t.labels), t.split, t.start, t.end]
+
+
+def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4])
+
+
+def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
+    """Refuse a cache made otherwise (unless rebuild); write cache.json; clear this part's temp files."""
+    out = job.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    if (out / "cache.json").is_file() and not job.rebuild:
+        old = read_meta(out)
+        if old["fingerprint"] != meta["fingerprint"]:
+            raise UsageError(f"{out} holds a cache made with other settings ({_settings_diff(old['settings'], meta['settings'])}); "
+                             "pass --rebuild to replace it")
+        if old["plan"]["fingerprint"] != meta["plan"]["fingerprint"]:
+            raise UsageError(f"{out} holds a cache of another manifest ({old['plan']['clips']} clips planned, now "
+                             f"{meta['plan']['clips']}); pass --rebuild to replace it")
+    if job.rebuild:
+        shutil.rmtree(out / "shards", ignore_errors=True)
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "cache.json", json.dumps(meta, indent=1))
+
+
+def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tuple[str, str]], dict[str, Any]]:
+    """Tasks, plan failures and the cache.json metadata of a job (no media decoded)."""
+    _check_job(job)
+    try:
+        manifest = read_manifest(job.fmt, list(job.manifests), job.labels)
+    except ManifestError as exc:
+        raise UsageError(str(exc)) from None
+    tasks, failures = plan_clips(manifest, job.fmt, job.media_root, cfg.media_patterns, cfg.clip_window)
+    settings = cfg.cache_settings()
+    plan = {"rows": len(manifest.rows) + len(manifest.problems), "clips": len(tasks),
+            "plan_failures": len(failures), "shard_size": cfg.shard_size,
+            "num_shards": math.ceil(len(tasks) / cfg.shard_size),
+            "fingerprint": fingerprint([[_task_key(t) for t in tasks], failures, manifest.label_names])}
+    meta = {"schema": SCHEMA, "fingerprint": fingerprint({"schema": SCHEMA, "format": job.fmt, "settings": settings}),
+            "settings": settings, "format": job.fmt, "label_names": manifest.label_names,
+            "multilabel": manifest.multilabel, "plan": plan,
+            "made_by": {"zorro": __version__, "argv": sys.argv, "python": sys.version.split()[0]}}
+    return tasks, failures, meta
+
+
+def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
+    """Run a preprocessing job (or this ``--shard`` part of it); returns the summary.
+
+    Raises ``UsageError`` for bad inputs and ``CacheError`` for a cache that cannot be finished.
+    """
+    t0 = time.monotonic()
+    tasks, plan_failures, meta = plan_job(cfg, job)
+    _prepare_out(job, meta)
+    out, (part, parts) = job.out, job.shard
+    write_failures(out / f"{PLAN_FAILURES}.tmp-{part}", plan_failures)
+    (out / f"{PLAN_FAILURES}.tmp-{part}").replace(out / PLAN_FAILURES)
+    size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
+    mine = [k for k in range(num_shards) if k % parts == part]
+    plans = {k: fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]]) for k in mine}
+    for k in mine:
+        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+    todo = [k for k in mine if not shard_done(shard_path(out, k), meta["fingerprint"], plans[k])]
+    t_plan = time.monotonic() - t0
+    processed = _write_shards(cfg, job, tasks, todo, plans, meta)
+    timings = {"plan_s": round(t_plan, 3), "process_s": round(time.monotonic() - t0 - t_plan, 3),
+               "clips_processed": processed, "shards_skipped": len(mine) - len(todo)}
+    if missing_shards(out, num_shards):
+        return {"part": f"{part}/{parts}", "complete": False, "timings": timings,
+                "counts": {"cached": _cached_in(out, mine)}, "shards": num_shards}
+    return {**finalize(out, timings), "complete": True}
+
+
+def _cached_in(out: Path, shards: list[int]) -> int:
+    import h5py
+
+    total = 0
+    for k in shards:
+        with h5py.File(shard_path(out, k), "r") as f:
+            total += int(f.attrs["n_clips"])
+    return total
+
+
+def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: list[int],
+                  plans: dict[int, str], meta: dict[str, Any]) -> int:
+    """Decode the clips of shards ``todo`` (in order) and write each shard; returns clips processed."""
+    size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
+    stream = (t for k in todo for t in tasks[k * size:(k + 1) * size])
+    total = sum(len(tasks[k * size:(k + 1) * size]) for k in todo)
+    results = process_all(stream, cfg, job.workers)
+    done = 0
+    with ClipProgress(total, plain=job.plain) as progress:
+        for k in todo:
+            attrs = {"fingerprint": meta["fingerprint"], "plan": plans[k], "shard": k, "num_shards": num_shards}
+            writer = ShardWriter(job.out, k, attrs, cfg.n_mels)
+            try:
+                for _ in tasks[k * size:(k + 1) * size]:
+                    item = next(results)
+                    writer.add(item)
+                    progress.advance(ok=not hasattr(item, "reason"))
+                    done += 1
+            except BaseException:
+                writer.abort()
+                results.close()
+                raise
+            writer.close()
+    return done
+
+
+def run(manifest: list[Path], fmt: str, media_root: Path | None, out: Path | None, workers: int = 1,
+        shard_size: int | None = None, shard: str | None = None, recipe: str | None = None,
+        overrides: list[str] | None = None, labels: Path | None = None, rebuild: bool = False,
+        merge: list[Path] | None = None) -> int:
+    """The CLI verb: 0 when at least one clip is cached, 1 when none, 2 for usage errors (one line)."""
+    try:
+        if merge is not None:
+            if out is None:
+                raise UsageError("--out is required")
+            return _report(merge_parts(merge, out), out)
+        if out is None or media_root is None:
+            raise UsageError("--out and --media-root are required")
+        keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides or []]
+        if shard_size is not None:
+            keys.append(f"preprocess.shard_size={shard_size}")
+        rec: Recipe = load_recipe(recipe, keys)
+        job = Job(tuple(manifest), fmt, media_root, out, workers, parse_shard(shard), labels, rebuild)
+        return _report(preprocess(rec.preprocess, job), out)
+    except (UsageError, RecipeError, CacheError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _report(summary: dict[str, Any], out: Path) -> int:
+    counts = summary.get("counts", {})
+    cached = counts.get("cached", 0)
+    if summary.get("complete", True):
+        print(f"cached {cached} of {counts.get('rows', '?')} clips ({counts.get('failed', 0)} failed, "
+              f"see {out / 'failures.csv'}) in {summary.get('shards')} shards -> {out}", file=sys.stderr)
+    else:
+        print(f"part {summary['part']} done: {cached} clips cached in its shards; run "
+              f"`zorro preprocess --merge ... --out {out}` once every part has finished", file=sys.stderr)
+    return 0 if cached > 0 else 1
