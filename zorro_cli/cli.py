@@ -1,11 +1,16 @@
 """The ``zorro`` command line: parse, load the recipe, call ``<stage>.run``. Nothing else lives here.
 
 Exit codes: 0 done, 1 failed, 2 usage error (bad flag, bad recipe, bad input named on the command line).
+Progress and logs go to stderr; results meant for scripts go to stdout (one JSON line) or ``--json``.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,12 +39,164 @@ def _root(
     """Train, evaluate and export Zorro masked multimodal (audio-visual) transformers."""
 
 
-@app.command()
-def models() -> None:
-    """List the model presets with their token counts and parameter counts."""
-    from .model.info import preset_table
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    from .data.cache import CacheError
+    from .evaluate import EvaluateError
+    from .preprocess import UsageError
+    from .recipes import RecipeError
+    from .train.setup import SetupError
 
-    preset_table()
+    return (RecipeError, SetupError, UsageError, CacheError, EvaluateError, FileNotFoundError)
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    from .export import ExportError
+    from .train.loop import TrainingFailed
+
+    return (TrainingFailed, ExportError)
+
+
+def _guard(fn: Callable[[], Any], json_out: Path | None = None) -> Any:
+    """Run a stage: one-line errors with exit 2 (usage) or 1 (failure); results to stdout / ``--json``."""
+    try:
+        result = fn()
+    except _usage_errors() as e:
+        typer.echo(f"error: {_one_line(e)}", err=True)
+        raise typer.Exit(2) from None
+    except _failures() as e:
+        typer.echo(f"error: {_one_line(e)}", err=True)
+        raise typer.Exit(1) from None
+    if isinstance(result, dict) and not result.get("_quiet"):
+        from .train.reporting import is_main_process
+
+        if is_main_process():
+            text = json.dumps(result, default=str)
+            if json_out is not None:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+            typer.echo(text)
+    return result
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if not isinstance(e, FileNotFoundError) or e.filename is None else f"{e.filename}: no such file"
+
+
+def _recipe(recipe: str | None, overrides: list[str] | None) -> Any:
+    from .recipes import load_recipe
+
+    return load_recipe(recipe or "tiny", list(overrides or []))
+
+
+def _print_config(recipe: Any) -> None:
+    from .recipes import dump_recipe
+
+    typer.echo(dump_recipe(recipe), nl=False)
+
+
+def _data_out(recipe: Any, data: Path | None, out: Path | None, need_out: bool) -> tuple[Path, Path | None]:
+    from .train.setup import SetupError
+
+    data = data or (Path(recipe.data.cache) if recipe.data.cache else None)
+    out = out or (Path(recipe.train.out_dir) if recipe.train.out_dir else None)
+    if data is None:
+        raise SetupError("--data is required (or data.cache in the recipe)")
+    if need_out and out is None:
+        raise SetupError("--out is required (or train.out_dir in the recipe)")
+    return data, out
+
+
+RECIPE_OPT = typer.Option(None, "--recipe", help="Bundled recipe name (see `zorro recipes`) or a YAML path.")
+OVERRIDES = typer.Argument(None, metavar="[SECTION.KEY=VALUE ...]", help="Recipe overrides, e.g. train.lr=3e-4.")
+DATA_OPT = typer.Option(None, "--data", help="Cache folder made by `zorro preprocess`.")
+OUT_OPT = typer.Option(None, "--out", help="Run directory to create (or resume).")
+RESUME_OPT = typer.Option(None, "--resume", help="'auto' (continue the run in --out if any) or a checkpoint.")
+JSON_OPT = typer.Option(None, "--json", help="Also write the result JSON to this file.")
+PRINT_OPT = typer.Option(False, "--print-config", help="Print the resolved recipe and exit.")
+DRY_OPT = typer.Option(False, "--dry-run", help="Build everything, run one batch, write nothing.")
+
+
+@app.command()
+def pretrain(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: Path = DATA_OPT,
+             out: Path = OUT_OPT, resume: str = RESUME_OPT, json_out: Path = JSON_OPT,
+             print_config: bool = PRINT_OPT, dry_run: bool = DRY_OPT) -> None:
+    """Contrastive audio-visual pre-training (InfoNCE between o_A and o_V, negatives from every process)."""
+    def go() -> Any:
+        r = _recipe(recipe, overrides)
+        if print_config:
+            return _print_config(r)
+        from . import pretrain as stage
+
+        d, o = _data_out(r, data, out, need_out=not dry_run)
+        return stage.run(r, d, o, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
+
+    _guard(go, json_out)
+
+
+@app.command()
+def finetune(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: Path = DATA_OPT,
+             out: Path = OUT_OPT,
+             init: str = typer.Option(None, "--init", help="Warm start: a Zorro run/checkpoint/export or a "
+                                                            "timm ViT weights file (.pt/.safetensors)."),
+             resume: str = RESUME_OPT, json_out: Path = JSON_OPT, print_config: bool = PRINT_OPT,
+             dry_run: bool = DRY_OPT) -> None:
+    """Supervised training of the four heads (audio, video, fusion, global)."""
+    def go() -> Any:
+        r = _recipe(recipe, overrides)
+        if print_config:
+            return _print_config(r)
+        from . import finetune as stage
+
+        d, o = _data_out(r, data, out, need_out=not dry_run)
+        return stage.run(r, d, o, init=init, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
+
+    _guard(go, json_out)
+
+
+@app.command()
+def evaluate(
+    checkpoint: str = typer.Option(..., "--checkpoint", help="A run directory, checkpoint or export folder."),
+    data: Path = typer.Option(..., "--data", help="Cache folder made by `zorro preprocess`."),
+    split: str = typer.Option("test", "--split", help="Split of the cache to evaluate."),
+    modality: str = typer.Option("all", "--modality", help="Head(s) to report: all, audio, video, fusion, global. "
+                                 "audio/video use the unimodal path where the masking has one."),
+    missing: str = typer.Option(None, "--missing", help="Feed only the other modality (audio or video)."),
+    clips: int = typer.Option(1, "--clips", min=1, help="Temporal clips per video (K)."),
+    crops: int = typer.Option(3, "--crops", help="Spatial crops per clip (1 or 3)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    json_out: Path = JSON_OPT,
+    dump: Path = typer.Option(None, "--dump", help="Write targets and per-head scores to this .npz."),
+    plots: Path = typer.Option(None, "--plots", help="Write PNG plots (per-class AP / confusion, curves) here."),
+) -> None:
+    """Per-head metrics (mAP/mAUC/d' or top-1/top-5/mean-class) with multi-clip, multi-crop averaging."""
+    from . import evaluate as stage
+
+    _guard(lambda: stage.run(checkpoint, str(data), split, modality, missing, clips, crops, batch_size,
+                             None if dump is None else str(dump), None if plots is None else str(plots)),
+           json_out)
+
+
+@app.command()
+def export(
+    checkpoint: str = typer.Option(..., "--checkpoint", help="A run directory, checkpoint or export folder."),
+    fmt: str = typer.Option("safetensors", "--format", help="safetensors or onnx."),
+    modality: str = typer.Option("all", "--modality", help="ONNX graph: all (audio+video), audio or video."),
+    out: Path = typer.Option(..., "--out", help="Folder to write."),
+    json_out: Path = JSON_OPT,
+) -> None:
+    """Export weights + preprocessing config (safetensors) or an ONNX graph checked against PyTorch."""
+    from . import export as stage
+
+    _guard(lambda: stage.run(checkpoint, fmt, modality, str(out)), json_out)
+
+
+@app.command()
+def recipes(name: str = typer.Argument(None, help="Show this recipe's keys, types, defaults and values.")) -> None:
+    """List the bundled recipes, or show one with every key."""
+    from .recipe_info import show_recipe, show_recipes
+
+    _guard(lambda: show_recipe(name) if name else show_recipes())
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -65,6 +222,14 @@ def preprocess(
     raise typer.Exit(stage.run(manifest or [], fmt, media_root, out, workers, shard_size, shard, recipe,
                                [] if merge else list(args or []), labels, rebuild,
                                [Path(a) for a in args or []] if merge else None))
+
+
+@app.command()
+def models() -> None:
+    """List the model presets with their token counts and parameter counts."""
+    from .model.info import preset_table
+
+    preset_table()
 
 
 def main() -> None:

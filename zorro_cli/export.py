@@ -113,3 +113,29 @@ def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: fl
     if extra_config is not None:
         (out / CONFIG).write_text(json.dumps(extra_config, indent=2) + "\n")
     return ExportResult(path, tuple(onnx_names), diff)
+
+
+def run(checkpoint: str, fmt: str, modality: str, out: str) -> dict[str, Any]:
+    """The ``zorro export`` verb; returns ``{"format", "files", "outputs", "max_abs_diff", ...}``."""
+    from .evaluate import EvaluateError
+    from .model.pretrained import load_pretrained
+
+    if fmt not in ("safetensors", "onnx"):
+        raise EvaluateError(f"--format: expected safetensors or onnx, got {fmt!r}")
+    if modality not in MODALITY_INPUTS:
+        raise EvaluateError(f"--modality: expected all, audio or video, got {modality!r}")
+    try:
+        _, info = read_model_config(checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise EvaluateError(f"--checkpoint {checkpoint}: {e}") from None
+    folder = Path(out)
+    if fmt == "safetensors":
+        res = export_safetensors(checkpoint, folder)
+        return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
+                "labels": len(res.outputs)}
+    model = load_pretrained(checkpoint)
+    res = export_onnx(model, modality, folder, extra_config={**info, "onnx_inputs": list(MODALITY_INPUTS[modality])})
+    print(f"{res.path}: max |onnx - torch| = {res.max_abs_diff:.2e} over outputs {', '.join(res.outputs)}",
+          file=sys.stderr)
+    return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
+            "modality": modality, "outputs": list(res.outputs), "max_abs_diff": res.max_abs_diff}

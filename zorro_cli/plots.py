@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():  # noqa: ANN202
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +93,8 @@ def training_curves_png(metrics_jsonl: Path, path: Path) -> Path | None:
     ax.legend(fontsize=8)
     if val:
         ax = axes[0][1]
-        for key in sorted({k for r in val for k in r if k.startswith("val/") and "loss" not in k}):
+        main = ("/top1", "/mAP", "a2v_top1", "v2a_top1")  # one line per head: its main metric
+        for key in sorted({k for r in val for k in r if k.startswith("val/") and k.endswith(main)}):
             pts = [(r["step"], r[key]) for r in val if key in r]
             ax.plot(*zip(*pts, strict=True), marker="o", label=key.removeprefix("val/"))
         ax.set_xlabel("step")

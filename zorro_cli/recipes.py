@@ -27,6 +27,7 @@ import yaml
 import zorro_cli
 
 from .data.config import PreprocessConfig
+from .train.config import DataSection, EvalSection, LogSection, ModelSection, TrainSection
 
 __all__ = [
     "Recipe",
@@ -53,6 +54,11 @@ class Recipe:
     """Everything a run needs, one section per stage."""
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    log: LogSection = field(default_factory=LogSection)
 
 
 def bundled_recipes() -> list[str]:

@@ -10,45 +10,15 @@ windows x 3 spatial crops along the long side, no randomness.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import AugmentConfig
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentation. All values are [choice]s (the paper names SpecAugment and frequency jitter
-    without details); mask widths and jitter are fractions of the mel bins / audio frames."""
-
-    crop_scale: tuple[float, float] = (0.35, 1.0)  # area share of the random resized crop
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio range of the crop
-    flip: float = 0.5  # probability of a horizontal flip
-    freq_masks: int = 2  # SpecAugment frequency masks ...
-    freq_mask_width: float = 0.15  # ... each up to this share of F
-    time_masks: int = 2  # SpecAugment time masks ...
-    time_mask_width: float = 0.1  # ... each up to this share of A
-    freq_jitter: float = 0.03  # shift the mel axis by up to this share of F (4 of 128 bins)
-    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixup in ``mixup_batch``; 0 = off
-
-    def problems(self) -> list[str]:
-        """Every inconsistency, as ``key: what is wrong`` strings."""
-        out = []
-        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            out.append(f"crop_scale: expected 0 < lo <= hi <= 1, got {list(self.crop_scale)}")
-        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
-            out.append(f"crop_ratio: expected 0 < lo <= hi, got {list(self.crop_ratio)}")
-        for key in ("flip", "freq_mask_width", "time_mask_width", "freq_jitter"):
-            if not 0 <= getattr(self, key) <= 1:
-                out.append(f"{key}: expected in [0, 1], got {getattr(self, key)}")
-        for key in ("freq_masks", "time_masks", "mixup_alpha"):
-            if getattr(self, key) < 0:
-                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
-        return out
 
 
 NO_AUGMENT = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, freq_masks=0, time_masks=0,

@@ -6,15 +6,14 @@ live in each section's ``problems()`` (``key: message`` strings, reported with t
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..model.config import BACKBONES
-from ..model.losses import CONTRASTIVE_VARIANTS
-from ..model.masks import MASKINGS
-from ..model.presets import PRESETS
+from ..data.config import AugmentConfig
 
 Modality = Literal["audio", "video"]
+Masking = Literal["zorro", "independent", "bottleneck", "input_fusion"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class ModelSection:
     """Which network to build. Input shapes come from the ``data`` section; classes from the cache."""
 
     preset: str = "zorro_vit_b16"
-    masking: str = "zorro"  # [paper] zorro | independent | bottleneck | input_fusion
+    masking: Masking = "zorro"  # [paper] the four configurations the paper compares
     backbone: str | None = None  # vit | swin | hip; null = the preset's
     fusion_tokens: int | None = None  # null = the preset's ([choice] 8 for ViT-B/16)
     fusion_reads: Literal["fusion", "all"] = "fusion"  # [choice] what o_F reads in the decoder
@@ -33,11 +32,14 @@ class ModelSection:
     attention: Literal["block", "dense"] = "block"
 
     def problems(self) -> list[str]:
+        from ..model.config import BACKBONES
+        from ..model.presets import PRESETS
+
         out = []
         if self.preset not in PRESETS:
-            out.append(f"preset: expected one of {', '.join(sorted(PRESETS))}, got {self.preset!r}")
-        if self.masking not in MASKINGS:
-            out.append(f"masking: expected one of {', '.join(MASKINGS)}, got {self.masking!r}")
+            near = difflib.get_close_matches(self.preset, list(PRESETS), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            out.append(f"preset: expected one of {', '.join(sorted(PRESETS))}, got {self.preset!r}{hint}")
         if self.backbone is not None and self.backbone not in BACKBONES:
             out.append(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.fusion_tokens is not None and self.fusion_tokens < 1:
@@ -53,9 +55,10 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    """How clips are read from a cache for training and evaluation."""
+    """How clips are read from a cache for training and evaluation (see ``data/dataset.py``)."""
 
-    modalities: tuple[Modality, ...] = ("audio", "video")  # ("audio",) for ESC-50, ("video",) for K400
+    cache: str | None = None  # the cache folder (--data overrides)
+    modalities: tuple[Modality, ...] = ("audio", "video")  # ["audio"] for ESC-50, ["video"] for Kinetics
     train_split: str = "train"
     val_split: str | None = None  # periodic validation split; null = none
     audio_frames: int = 640  # [paper] 128 x 640 log-mel
@@ -63,26 +66,18 @@ class DataSection:
     frame_stride: int = 1  # [choice] in cached frames
     image_size: int = 224  # [paper]
     workers: int = 2  # DataLoader worker processes per training process
-    specaugment_time: int = 48  # [paper: SpecAugment; width ours] max time-mask width (frames)
-    specaugment_freq: int = 24  # [choice] max frequency-mask width (mel bins)
-    freq_jitter: int = 2  # [paper: frequency jittering; amount ours] max mel-bin shift
-    mixup: float = 0.0  # [choice] mixup alpha; 0 = off
-    min_crop_scale: float = 0.3  # [choice] random resized crop area range lower bound
+    mel_norm: Literal["global", "per_bin"] = "global"  # [choice] normalise with the cache's statistics
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # [paper: SpecAugment + freq. jitter]
 
     def problems(self) -> list[str]:
         out = []
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
-            out.append(f"modalities: expected a non-empty list of distinct 'audio'/'video', got {list(self.modalities)}")
+            out.append(f"modalities: expected a non-empty list of distinct audio/video, got {list(self.modalities)}")
         for key in ("audio_frames", "frames", "frame_stride", "image_size"):
             if getattr(self, key) < 1:
                 out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
-        for key in ("workers", "specaugment_time", "specaugment_freq", "freq_jitter"):
-            if getattr(self, key) < 0:
-                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
-        if self.mixup < 0:
-            out.append(f"mixup: expected >= 0, got {self.mixup}")
-        if not 0.0 < self.min_crop_scale <= 1.0:
-            out.append(f"min_crop_scale: expected in (0, 1], got {self.min_crop_scale}")
+        if self.workers < 0:
+            out.append(f"workers: expected >= 0, got {self.workers}")
         return out
 
 
@@ -90,6 +85,7 @@ class DataSection:
 class TrainSection:
     """Optimisation, precision, checkpointing."""
 
+    out_dir: str | None = None  # the run directory (--out overrides)
     epochs: int = 50  # [paper] (10 for ACAV-100M)
     max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 32  # per process, per micro-batch [choice]
@@ -102,7 +98,7 @@ class TrainSection:
     grad_clip: float = 1.0  # [choice] max global grad norm; 0 = off
     precision: Literal["no", "bf16", "fp16"] = "no"  # autocast precision (bf16 works on CPU too)
     seed: int = 0
-    contrastive: str = "av"  # [paper] "av" (main) or "av_fusion" (the paper's equation 3)
+    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] main loss, or "equation 3" (+ fusion)
     head_weights: dict[str, float] = field(default_factory=lambda: {
         "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [summary] loss summed over heads
     checkpoint_every: int = 1000  # optimiser steps
@@ -125,8 +121,6 @@ class TrainSection:
                 out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             out.append(f"betas: expected two values in [0, 1), got {list(self.betas)}")
-        if self.contrastive not in CONTRASTIVE_VARIANTS:
-            out.append(f"contrastive: expected one of {', '.join(CONTRASTIVE_VARIANTS)}, got {self.contrastive!r}")
         bad = sorted(set(self.head_weights) - {"audio", "video", "fusion", "global"})
         if bad:
             out.append(f"head_weights: unknown heads {bad} (expected audio, video, fusion, global)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -37,6 +38,11 @@ from rich.progress import (
 
 from .. import __version__
 from .checkpoint import Position
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or not distributed), from the launcher's environment (torchrun, accelerate launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def versions() -> dict[str, str]:

@@ -49,7 +49,8 @@ def make_dataset(data_dir: Path, recipe: Any, split: str, mode: str,
     return ClipDataset(
         data_dir, split=split, mode=mode, modalities=tuple(modalities or d.modalities),
         audio_frames=d.audio_frames, frames=d.frames, image_size=d.image_size, frame_stride=d.frame_stride,
-        seed=t.seed, eval_clips=e.clips, eval_crops=e.crops, augment=d,
+        seed=t.seed, eval_clips=e.clips, eval_crops=e.crops, augment=d.augment if mode == "train" else None,
+        mel_norm=d.mel_norm,
     )
 
 
