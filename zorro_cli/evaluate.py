@@ -178,7 +178,7 @@ def run(checkpoint: str, data: str, split: str = "test", modality: str = "all", 
     if len(dataset) == 0:
         raise EvaluateError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                             f"(excluded: {dataset.excluded})")
-    acc = Accelerator()
+    acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
     model.to(acc.device)
     targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
     if heads is not None:

@@ -59,8 +59,8 @@ class DataSection:
 
     cache: str | None = None  # the cache folder (--data overrides)
     modalities: tuple[Modality, ...] = ("audio", "video")  # ["audio"] for ESC-50, ["video"] for Kinetics
-    train_split: str = "train"
-    val_split: str | None = None  # periodic validation split; null = none
+    train_split: str | list[str] = "train"  # one split of the cache, or several (ESC-50: four folds)
+    val_split: str | list[str] | None = None  # periodic validation split(s); null = none
     audio_frames: int = 640  # [paper] 128 x 640 log-mel
     frames: int = 8  # [paper] 8-frame clips
     frame_stride: int = 1  # [choice] in cached frames

@@ -67,9 +67,12 @@ class TrainTask:
 
 
 def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
+    """Accelerate state for this run. Without a GPU, ``cpu=True`` is what makes Accelerate join a
+    multi-process (torchrun / accelerate launch) group over gloo instead of running each process alone."""
     t = task.recipe.train
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
-    return Accelerator(cpu=t.cpu, mixed_precision=t.precision, kwargs_handlers=handlers)
+    cpu = t.cpu or not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers)
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -100,10 +103,11 @@ def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Ten
 
 def train(task: TrainTask) -> dict[str, Any]:
     """Run (or resume) a training run; returns the summary printed for scripts."""
+    t = task.recipe.train
+    set_seed(t.seed)  # the same initial weights on every process and in every run
     setup = build_setup(task)
     acc = make_accelerator(task, setup.find_unused)
-    t = task.recipe.train
-    set_seed(t.seed + acc.process_index)
+    set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
     model: Zorro = setup.model
     objective = (ContrastiveObjective(model, t.contrastive) if task.mode == "pretrain"
                  else SupervisedObjective(model, setup.multilabel, t.head_weights))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..model.losses import contrastive_loss, supervised_loss
@@ -25,7 +26,9 @@ class ContrastiveObjective(nn.Module):
         proj = self.model.project(self.model.encode(audio=audio, video=video))  # {name: [B,P]}
         assert self.model.projectors is not None
         loss, parts = contrastive_loss(proj, self.model.projectors.temperature, self.variant)
-        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}}
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        negatives = torch.tensor(float(proj["audio"].shape[0] * world - 1))  # per clip, all processes
+        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
 
 
 class SupervisedObjective(nn.Module):
@@ -39,7 +42,3 @@ class SupervisedObjective(nn.Module):
         logits = self.model(audio=audio, video=video)  # {head: [B,C]}
         loss, per_head = supervised_loss(logits, labels, self.multilabel, self.head_weights)
         return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in per_head.items()}}
-
-
-def finite(x: Tensor) -> bool:
-    return bool(torch.isfinite(x).all())
