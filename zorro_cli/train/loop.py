@@ -218,7 +218,7 @@ def _dry_run(setup: RunSetup, acc: Accelerator, objective) -> dict[str, Any]:
     out = _forward(objective, _to(batch, acc.device))
     acc.backward(out["loss"])
     shapes = {k: list(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
-    result = {"dry_run": True, "loss": float(out["loss"]), "batch": shapes,
+    result = {"dry_run": True, "loss": float(out["loss"].detach()), "batch": shapes,
               "params": sum(p.numel() for p in setup.model.parameters()),
               "train_clips": len(setup.train_set), "excluded": setup.excluded}
     if acc.is_main_process:
