@@ -225,6 +225,16 @@ def preprocess(
 
 
 @app.command()
+def demo(out: Path = typer.Option(Path("zorro-demo"), "--out", help="Folder for everything the demo makes."),
+         onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Also export ONNX (needs the export extra)."),
+         json_out: Path = JSON_OPT) -> None:
+    """Synthesise a small audio-visual dataset, then preprocess, pretrain, finetune, evaluate and export."""
+    from . import demo as stage
+
+    _guard(lambda: stage.run(out, onnx=onnx), json_out)
+
+
+@app.command()
 def models() -> None:
     """List the model presets with their token counts and parameter counts."""
     from .model.info import preset_table

@@ -72,7 +72,10 @@ def export_safetensors(checkpoint: str | Path, out: Path) -> ExportResult:
     tmp = out / ".model.safetensors.tmp"
     shutil.copyfile(weights, tmp)
     tmp.replace(out / "model.safetensors")
+    previous = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
     full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights)}
+    if "onnx" in previous:
+        full["onnx"] = previous["onnx"]
     (out / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
     return ExportResult(out / "model.safetensors", tuple(full.get("labels", [])))
 
@@ -111,8 +114,18 @@ def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: fl
     if not diff <= atol:
         raise ExportError(f"{path}: ONNX output differs from PyTorch by {diff:.2e} (> {atol:.0e})")
     if extra_config is not None:
-        (out / CONFIG).write_text(json.dumps(extra_config, indent=2) + "\n")
+        _record_onnx(out / CONFIG, extra_config, path.name, list(inputs), onnx_names, diff)
     return ExportResult(path, tuple(onnx_names), diff)
+
+
+def _record_onnx(config_file: Path, base: dict[str, Any], name: str, inputs: list[str], outputs: list[str],
+                 diff: float) -> None:
+    """Add one ONNX file's inputs/outputs to ``config.json`` (created from ``base`` when absent)."""
+    cfg = json.loads(config_file.read_text()) if config_file.is_file() else dict(base)
+    cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff}
+    tmp = config_file.with_name(f".{config_file.name}.tmp")
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp.replace(config_file)
 
 
 def run(checkpoint: str, fmt: str, modality: str, out: str) -> dict[str, Any]:
@@ -134,7 +147,7 @@ def run(checkpoint: str, fmt: str, modality: str, out: str) -> dict[str, Any]:
         return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
                 "labels": len(res.outputs)}
     model = load_pretrained(checkpoint)
-    res = export_onnx(model, modality, folder, extra_config={**info, "onnx_inputs": list(MODALITY_INPUTS[modality])})
+    res = export_onnx(model, modality, folder, extra_config=info)
     print(f"{res.path}: max |onnx - torch| = {res.max_abs_diff:.2e} over outputs {', '.join(res.outputs)}",
           file=sys.stderr)
     return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
