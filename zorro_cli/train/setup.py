@@ -115,7 +115,8 @@ def build_setup(task: TrainTask) -> RunSetup:
         "labels": labels, "multilabel": bool(cache.multilabel), "task": task.mode,
         "preprocessing": {**dict(cache.settings), **{k: _plain(v) for k, v in dict(cache.stats).items()}},
         "inputs": {"modalities": list(modalities), "audio_frames": r.data.audio_frames, "frames": r.data.frames,
-                   "image_size": r.data.image_size, "frame_stride": r.data.frame_stride},
+                   "image_size": r.data.image_size, "frame_stride": r.data.frame_stride,
+                   "mel_norm": r.data.mel_norm},
     }
     return RunSetup(
         recipe=r, model=model, train_set=train_set, val_set=val_set, multilabel=bool(cache.multilabel),

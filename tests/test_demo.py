@@ -1,0 +1,92 @@
+"""`zorro demo` end to end, and what the paper's robustness table claims, on the demo data.
+
+One demo run (a subprocess, as a user runs it) is shared by the tests of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zorro_cli import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run([sys.executable, "-m", "zorro_cli.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_demo_heads_are_well_above_chance_and_everything_is_written(demo: tuple[Path, dict]) -> None:
+    out, summary = demo
+    both = summary["heads"]["both"]
+    assert set(both) == {"audio", "video", "fusion", "global"}
+    assert all(v >= 0.6 for v in both.values()), both  # chance is 0.25 (4 classes)
+    assert summary["heads"]["video missing"]["audio"] >= 0.6
+    assert summary["heads"]["audio missing"]["video"] >= 0.6
+    for f in summary["files"]:
+        assert Path(f).is_file(), f
+    assert {p.name for p in (out / "plots").iterdir()} >= {"confusion_global.png", "training_curves.png"}
+    cfg = json.loads((out / "export" / "config.json").read_text())
+    assert {"labels", "preprocessing", "model", "onnx"} <= set(cfg)
+    assert {"sample_rate", "n_mels", "hop_length", "fps", "mel_mean", "mel_std"} <= set(cfg["preprocessing"])
+    assert cfg["onnx"]["model_audio.onnx"]["inputs"] == ["audio"]
+
+
+def _scores(ckpt: Path, cache: Path, tmp: Path, name: str, **kw: str) -> dict[str, np.ndarray]:
+    dump = tmp / f"{name}.npz"
+    evaluate.run(str(ckpt), str(cache), dump=str(dump), **kw)
+    z = np.load(dump)
+    return {str(c): {k.removeprefix("scores_"): z[k][i] for k in z.files if k.startswith("scores_")}
+            for i, c in enumerate(z["clip_ids"])}
+
+
+def test_zorro_unimodal_heads_are_unchanged_when_the_other_modality_is_missing(demo, tmp_path) -> None:
+    out, _ = demo
+    ckpt, cache = out / "finetune", out / "cache"
+    both = _scores(ckpt, cache, tmp_path, "both")
+    no_video = _scores(ckpt, cache, tmp_path, "no_video", missing="video")
+    no_audio = _scores(ckpt, cache, tmp_path, "no_audio", missing="audio")
+    common = sorted(set(both) & set(no_video) & set(no_audio))
+    assert len(common) >= 10
+    for clip in common:
+        np.testing.assert_allclose(no_video[clip]["audio"], both[clip]["audio"], atol=1e-5)
+        np.testing.assert_allclose(no_audio[clip]["video"], both[clip]["video"], atol=1e-5)
+        assert set(no_video[clip]) == {"audio"} and set(no_audio[clip]) == {"video"}
+    # and therefore identical metrics on the same clips
+    a = evaluate.run(str(ckpt), str(cache), modality="video")
+    b = evaluate.run(str(ckpt), str(cache), missing="audio")
+    assert a["heads"]["video"] == b["heads"]["video"] and a["inputs"] == b["inputs"] == ["video"]
+
+
+def test_input_fusion_global_head_loses_accuracy_with_a_modality_missing(demo, tmp_path) -> None:
+    from zorro_cli import finetune
+    from zorro_cli.recipes import load_recipe
+
+    out, _ = demo
+    run = tmp_path / "input_fusion"
+    finetune.run(load_recipe("tiny", ["model.masking=input_fusion", "train.max_steps=120"]), out / "cache", run)
+    both = evaluate.run(str(run), str(out / "cache"))["heads"]["global"]["top1"]
+    no_video = evaluate.run(str(run), str(out / "cache"), missing="video")["heads"]["global"]["top1"]
+    no_audio = evaluate.run(str(run), str(out / "cache"), missing="audio")["heads"]["global"]["top1"]
+    assert both >= 0.6
+    assert min(no_video, no_audio) < both - 0.15, (both, no_video, no_audio)
+
+
+def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) -> None:
+    out, _ = demo
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = text.split("<!-- inference-snippet -->")[1].split("```python")[1].split("```")[0]
+    env: dict = {}
+    exec(compile(snippet.replace("zorro-demo/export", str(out / "export")), "README", "exec"), env)
+    assert env["probs"].shape == (1, 4) and abs(float(env["probs"].sum()) - 1) < 1e-5
