@@ -88,5 +88,5 @@ def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) ->
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     snippet = text.split("<!-- inference-snippet -->")[1].split("```python")[1].split("```")[0]
     env: dict = {}
-    exec(compile(snippet.replace("zorro-demo/export", str(out / "export")), "README", "exec"), env)
+    exec(compile(snippet.replace("zorro-demo/", f"{out}/"), "README", "exec"), env)
     assert env["probs"].shape == (1, 4) and abs(float(env["probs"].sum()) - 1) < 1e-5
