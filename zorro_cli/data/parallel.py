@@ -19,6 +19,9 @@ from .config import PreprocessConfig
 from .media import ClipTask
 from .pipeline import ClipFailure, ClipResult, process_clip
 
+# Tasks submitted ahead of the one being written: results come back in order, so a long clip at the
+# head of the queue must not starve the other workers (one AudioSet result is ~1 MB: memory stays flat).
+IN_FLIGHT = 64
 _CFG: PreprocessConfig | None = None
 
 
@@ -62,7 +65,7 @@ def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int) 
     pool = _pool(workers, cfg)
     try:
         while True:
-            while len(pending) < 4 * workers:
+            while len(pending) < max(IN_FLIGHT, 8 * workers):
                 task = next(todo, None)
                 if task is None:
                     break
