@@ -7,6 +7,7 @@ A cache folder holds::
     index.csv            one row per cached clip (written by ``zorro_cli.data.index.finalize``)
     failures.csv         path,reason for every input not cached
     summary.json         counts, timings, settings, log-mel statistics
+    plan_failures.csv    manifest rows that never reached a worker (merged into failures.csv)
 
 Shard layout (schema 1), legend: T frames of a clip, F mel bins, A audio frames::
 

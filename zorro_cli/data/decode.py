@@ -164,6 +164,7 @@ class _VideoTrack:
     def __init__(self, req: DecodeRequest, stream: Any, window: float | None) -> None:
         self.req, self.stream, self.window = req, stream, window
         self.step = _frame_step(stream, req.fps)
+        self.time_base = float(stream.time_base)  # pts * float: frame.time builds a Fraction per frame
         self.sampler = HoldSampler(req.fps, window)
         self.fifo: list[Any] = []
         self.times: list[float] = []
@@ -182,7 +183,8 @@ class _VideoTrack:
         """Queue a frame; timestamps are sorted within a few frames (AVI with packed B-frames stamps
         presentation-order frames with decode-order times)."""
         self.decoded += 1
-        self.raw_last = float(frame.time) if frame.time is not None else (
+        pts = frame.pts
+        self.raw_last = pts * self.time_base if pts is not None else (
             0.0 if self.raw_last is None else self.raw_last + self.step)
         self.fifo.append(frame)
         heapq.heappush(self.times, self.raw_last - origin)
@@ -236,6 +238,11 @@ class _VideoTrack:
         return max(0.0, self.end_t - (self.start_t or 0.0)) if self.frames else 0.0
 
 
+def _samples(frame: Any) -> np.ndarray:
+    """float32 ``[N]`` view of a packed mono ``flt`` frame (``to_ndarray`` stacks planes: slower)."""
+    return np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
+
+
 class _AudioTrack:
     """Consumes decoded audio frames, keeps the mono samples of the window (contiguous from the first)."""
 
@@ -254,12 +261,12 @@ class _AudioTrack:
             self.pos = round(t * self.rate)
             self.first = max(self.pos, 0)
         for out in self.resampler.resample(frame):
-            self._take(out.to_ndarray().reshape(-1))
+            self._take(_samples(out))
 
     def finish(self) -> None:
         if self.pos is not None and not self.done:
             for out in self.resampler.resample(None):
-                self._take(out.to_ndarray().reshape(-1))
+                self._take(_samples(out))
 
     def _take(self, data: np.ndarray) -> None:
         assert self.pos is not None
@@ -309,12 +316,13 @@ def _decode(container: Any, req: DecodeRequest) -> Decoded:
     error, first = "", True
     try:
         for packet in container.demux([s for s in (vstream, astream) if s is not None]):
+            track: Any = video if packet.stream is vstream else audio
             for frame in packet.decode():
-                if first and (origin is None or (not seeked and frame.time is not None and frame.time < origin)):
-                    origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
-                first = False
-                track = video if packet.stream is vstream else audio
-                track.add(frame, origin + req.start)  # type: ignore[union-attr]
+                if first:
+                    if origin is None or (not seeked and frame.time is not None and frame.time < origin):
+                        origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
+                    first = False
+                track.add(frame, origin + req.start)
             if (video is None or video.done) and (audio is None or audio.done):
                 break
     except Exception as exc:  # a decode error part-way: keep what decoded, coverage decides
