@@ -30,14 +30,14 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zorro_cli.data.decode import _video_stream  # noqa: E402
+from zorro_cli.data.decode import pick_video_stream  # noqa: E402
 
 
 def decode_only(path: str) -> int:
     """Decode every frame of the streams preprocessing reads; returns the frame count."""
     n = 0
     with av.open(path, metadata_errors="ignore") as c:
-        v = _video_stream(c)
+        v = pick_video_stream(c)
         a = c.streams.audio[0] if c.streams.audio else None
         if v is not None:
             v.thread_type = "AUTO"

@@ -117,7 +117,8 @@ def _open(path: str) -> Any:
         raise DecodeError(f"cannot open: {one_line(exc)}") from None
 
 
-def _video_stream(container: Any) -> Any:
+def pick_video_stream(container: Any) -> Any:
+    """The first video stream that is not an attached picture (cover art), or None."""
     attached = int(av.stream.Disposition.attached_pic)
     for stream in container.streams.video:
         if not int(stream.disposition) & attached:
@@ -164,7 +165,8 @@ class _VideoTrack:
     def __init__(self, req: DecodeRequest, stream: Any, window: float | None) -> None:
         self.req, self.stream, self.window = req, stream, window
         self.step = _frame_step(stream, req.fps)
-        self.time_base = float(stream.time_base)  # pts * float: frame.time builds a Fraction per frame
+        # pts * float: frame.time builds a Fraction per frame
+        self.time_base = float(stream.time_base) if stream.time_base else 0.0
         self.sampler = HoldSampler(req.fps, window)
         self.fifo: list[Any] = []
         self.times: list[float] = []
@@ -184,7 +186,7 @@ class _VideoTrack:
         presentation-order frames with decode-order times)."""
         self.decoded += 1
         pts = frame.pts
-        self.raw_last = pts * self.time_base if pts is not None else (
+        self.raw_last = pts * self.time_base if pts is not None and self.time_base else (
             0.0 if self.raw_last is None else self.raw_last + self.step)
         self.fifo.append(frame)
         heapq.heappush(self.times, self.raw_last - origin)
@@ -296,7 +298,7 @@ def decode_media(req: DecodeRequest) -> Decoded:
 
 
 def _decode(container: Any, req: DecodeRequest) -> Decoded:
-    vstream = _video_stream(container) if req.video else None
+    vstream = pick_video_stream(container) if req.video else None
     astream = container.streams.audio[0] if req.audio and container.streams.audio else None
     if vstream is None and astream is None:
         wanted = " or ".join(k for k, on in (("audio", req.audio), ("video", req.video)) if on)
