@@ -108,15 +108,15 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
-    """Refuse a cache made otherwise (unless rebuild); write cache.json; clear this part's temp files."""
+    """Refuse a cache made otherwise (unless rebuild), then write cache.json."""
     out = job.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
     if (out / "cache.json").is_file() and not job.rebuild:
         old = read_meta(out)
         if old["fingerprint"] != meta["fingerprint"]:
-            raise UsageError(f"{out} holds a cache made with other settings ({_settings_diff(old['settings'], meta['settings'])}); "
-                             "pass --rebuild to replace it")
+            diff = _settings_diff(old["settings"], meta["settings"])
+            raise UsageError(f"{out} holds a cache made with other settings ({diff}); pass --rebuild to replace it")
         if old["plan"]["fingerprint"] != meta["plan"]["fingerprint"]:
             raise UsageError(f"{out} holds a cache of another manifest ({old['plan']['clips']} clips planned, now "
                              f"{meta['plan']['clips']}); pass --rebuild to replace it")
@@ -174,8 +174,7 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
     plans = {k: fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]]) for k in mine}
-    for k in mine:
-        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+    _remove_leftovers(out, mine, whole=parts == 1)
     todo = [k for k in mine if not shard_done(shard_path(out, k), meta["fingerprint"], plans[k])]
     t_plan = time.monotonic() - t0
     processed = _write_shards(cfg, job, tasks, todo, plans, meta)
@@ -187,6 +186,16 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
         return {"part": f"{part}/{parts}", "complete": False, "timings": timings,
                 "counts": {"cached": cached_in(out, mine)}, "shards": num_shards}
     return {**finalize(out, timings), "complete": True}
+
+
+def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
+    """Delete temporary files a killed run left: this part's shards, and (whole runs only, since parts
+    may share the folder) the index/summary being written."""
+    for k in shards:
+        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+    if whole:
+        for tmp in out.glob("*.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: list[int],
