@@ -31,10 +31,19 @@ from .data.cache import (
     write_text_atomic,
 )
 from .data.config import PreprocessConfig
-from .data.index import PLAN_FAILURES, finalize, merge_parts, missing_shards, read_meta, write_failures
+from .data.index import (
+    PLAN_FAILURES,
+    cached_in,
+    finalize,
+    merge_parts,
+    missing_shards,
+    read_meta,
+    write_failures,
+)
 from .data.manifests import FORMATS, ManifestError, read_manifest
 from .data.media import ClipTask, plan_clips
 from .data.parallel import process_all
+from .data.pipeline import ClipFailure
 from .data.progress import ClipProgress
 from .recipes import Recipe, RecipeError, load_recipe
 
@@ -99,15 +108,15 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
-    """Refuse a cache made otherwise (unless rebuild); write cache.json; clear this part's temp files."""
+    """Refuse a cache made otherwise (unless rebuild), then write cache.json."""
     out = job.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
     if (out / "cache.json").is_file() and not job.rebuild:
         old = read_meta(out)
         if old["fingerprint"] != meta["fingerprint"]:
-            raise UsageError(f"{out} holds a cache made with other settings ({_settings_diff(old['settings'], meta['settings'])}); "
-                             "pass --rebuild to replace it")
+            diff = _settings_diff(old["settings"], meta["settings"])
+            raise UsageError(f"{out} holds a cache made with other settings ({diff}); pass --rebuild to replace it")
         if old["plan"]["fingerprint"] != meta["plan"]["fingerprint"]:
             raise UsageError(f"{out} holds a cache of another manifest ({old['plan']['clips']} clips planned, now "
                              f"{meta['plan']['clips']}); pass --rebuild to replace it")
@@ -135,8 +144,20 @@ def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tupl
     meta = {"schema": SCHEMA, "fingerprint": fingerprint({"schema": SCHEMA, "format": job.fmt, "settings": settings}),
             "settings": settings, "format": job.fmt, "label_names": manifest.label_names,
             "multilabel": manifest.multilabel, "plan": plan,
-            "made_by": {"zorro": __version__, "argv": sys.argv, "python": sys.version.split()[0]}}
+            "made_by": {"argv": sys.argv, "versions": _versions()}}
     return tasks, failures, meta
+
+
+def _versions() -> dict[str, str]:
+    import av
+    import h5py
+    import numpy
+    import torch
+    import torchaudio
+
+    return {"zorro": __version__, "python": sys.version.split()[0], "av": av.__version__,
+            "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))), "torch": torch.__version__,
+            "torchaudio": torchaudio.__version__, "h5py": h5py.__version__, "numpy": numpy.__version__}
 
 
 def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
@@ -153,27 +174,28 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
     plans = {k: fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]]) for k in mine}
-    for k in mine:
-        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+    _remove_leftovers(out, mine, whole=parts == 1)
     todo = [k for k in mine if not shard_done(shard_path(out, k), meta["fingerprint"], plans[k])]
     t_plan = time.monotonic() - t0
     processed = _write_shards(cfg, job, tasks, todo, plans, meta)
-    timings = {"plan_s": round(t_plan, 3), "process_s": round(time.monotonic() - t0 - t_plan, 3),
-               "clips_processed": processed, "shards_skipped": len(mine) - len(todo)}
+    t_proc = time.monotonic() - t0 - t_plan
+    timings = {"plan_s": round(t_plan, 3), "process_s": round(t_proc, 3), "clips_processed": processed,
+               "clips_per_s": round(processed / max(t_proc, 1e-9), 2), "workers": job.workers,
+               "shards_skipped": len(mine) - len(todo)}
     if missing_shards(out, num_shards):
         return {"part": f"{part}/{parts}", "complete": False, "timings": timings,
-                "counts": {"cached": _cached_in(out, mine)}, "shards": num_shards}
+                "counts": {"cached": cached_in(out, mine)}, "shards": num_shards}
     return {**finalize(out, timings), "complete": True}
 
 
-def _cached_in(out: Path, shards: list[int]) -> int:
-    import h5py
-
-    total = 0
+def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
+    """Delete temporary files a killed run left: this part's shards, and (whole runs only, since parts
+    may share the folder) the index/summary being written."""
     for k in shards:
-        with h5py.File(shard_path(out, k), "r") as f:
-            total += int(f.attrs["n_clips"])
-    return total
+        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+    if whole:
+        for tmp in out.glob("*.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: list[int],
@@ -192,7 +214,7 @@ def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: 
                 for _ in tasks[k * size:(k + 1) * size]:
                     item = next(results)
                     writer.add(item)
-                    progress.advance(ok=not hasattr(item, "reason"))
+                    progress.advance(ok=not isinstance(item, ClipFailure))
                     done += 1
             except BaseException:
                 writer.abort()

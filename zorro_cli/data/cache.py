@@ -7,6 +7,7 @@ A cache folder holds::
     index.csv            one row per cached clip (written by ``zorro_cli.data.index.finalize``)
     failures.csv         path,reason for every input not cached
     summary.json         counts, timings, settings, log-mel statistics
+    plan_failures.csv    manifest rows that never reached a worker (merged into failures.csv)
 
 Shard layout (schema 1), legend: T frames of a clip, F mel bins, A audio frames::
 
@@ -214,6 +215,9 @@ class Cache:
         state["_files"] = OrderedDict()  # handles never cross processes (spawn pickles the dataset)
         return state
 
+    def __len__(self) -> int:
+        return len(self.index)
+
     def clip_ids(self, split: str | None = None) -> list[str]:
         """Clip ids in index order, optionally of one split."""
         return [r.clip_id for r in self.index if split is None or r.split == split]
@@ -248,12 +252,14 @@ class Cache:
             raise ValueError(f"clip {clip_id!r} has no video")
         idx = np.arange(r.n_frames) if indices is None else np.asarray(indices, dtype=np.int64)
         f = self._file(r.shard)
-        spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames]  # [T, 2] byte offset, length
-        lo, hi = int(spans[idx, 0].min()), int((spans[idx, 0] + spans[idx, 1]).max())
-        data = f["jpeg"][lo:hi]  # one read covering the wanted frames
-        images = {int(spans[i, 0]): decode_jpeg(data[spans[i, 0] - lo:spans[i, 0] - lo + spans[i, 1]])
-                  for i in sorted(set(idx.tolist()))}
-        return np.stack([images[int(spans[i, 0])] for i in idx])
+        spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames].tolist()  # [T] (byte offset, length)
+        jpeg = f["jpeg"]
+        images: dict[int, np.ndarray] = {}
+        for i in idx.tolist():
+            start, length = spans[i]
+            if start not in images:  # a held frame is stored (and decoded) once
+                images[start] = decode_jpeg(jpeg[start:start + length])
+        return np.stack([images[spans[i][0]] for i in idx.tolist()])
 
     def logmel(self, clip_id: str) -> np.ndarray:
         """float16 ``[F, A]`` log-mel."""

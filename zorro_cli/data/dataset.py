@@ -7,8 +7,15 @@ unlabelled), ``has_audio``, ``has_video``, ``clip_id``, ``index``. In eval mode 
 [V, 1, F, A] and ``video`` [V, 3, T, S, S]. A modality not in ``modalities`` is not read and not
 returned; a clip lacking one that is asked for is excluded at construction and counted in ``excluded``.
 
-Randomness is a pure function of ``(seed, epoch, index)``: call ``set_epoch`` (or index the dataset with
-``(index, epoch)``) and the data are the same for any number of workers and after a resume.
+Randomness is a pure function of ``(seed, epoch, index)``: call ``set_epoch`` before creating the epoch's
+DataLoader iterator (workers copy the dataset then; with ``persistent_workers`` index the dataset with
+``(index, epoch)`` from the sampler instead) and the data are the same for any number of workers and
+after a resume.
+
+Time: log-mel frame ``j`` is at ``j * hop / sample_rate`` s and video slot ``k`` at ``k / fps`` s; the
+audio and video windows share their centre instant. ``frame_stride`` picks every n-th stored frame: with
+the AudioSet recipe (5 fps, 10-ms hop), ``frames=8, frame_stride=4`` spans the same 6.4 s as 640 audio
+frames. A clip shorter than a window holds its last frame / pads the normalised log-mel with 0.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ class ClipDataset(Dataset):
         self.rows, self.excluded = self._select(splits)
         self.num_classes = len(self.cache.label_names)
         self.multilabel = self.cache.multilabel
-        self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities else None
+        self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
 
     def _select(self, splits: set[str] | None) -> tuple[list[IndexRow], dict[str, int]]:
         rows, excluded = [], {"no_audio": 0, "no_video": 0}

@@ -50,6 +50,15 @@ def missing_shards(cache_dir: Path, num_shards: int) -> list[int]:
     return [k for k in range(num_shards) if not shard_path(cache_dir, k).is_file()]
 
 
+def cached_in(cache_dir: Path, shards: list[int]) -> int:
+    """Clips cached in the given (finished) shards."""
+    total = 0
+    for k in shards:
+        with h5py.File(shard_path(cache_dir, k), "r") as f:
+            total += int(f.attrs["n_clips"])
+    return total
+
+
 def finalize(cache_dir: Path, timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Write ``index.csv``, ``failures.csv`` and ``summary.json`` from a complete set of shards."""
     meta = read_meta(cache_dir)

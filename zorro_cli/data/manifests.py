@@ -32,7 +32,7 @@ class ManifestError(Exception):
     """A manifest (or labels file) that cannot be used at all; ``str()`` is one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One manifest row. ``fields`` fill the media-name patterns (``{ytid}``, ``{start}``, ...)."""
 

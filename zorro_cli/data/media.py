@@ -32,7 +32,7 @@ DEFAULT_PATTERNS: dict[str, tuple[str, ...]] = {
 NOT_MEDIA = frozenset({".csv", ".tsv", ".txt", ".json", ".md", ".part", ".ytdl", ".tmp", ".h5", ".log"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClipTask:
     """One clip to decode: the unit of work of a preprocessing worker (picklable, small)."""
 

@@ -2,15 +2,16 @@
 
 Results come back in task order (so shards are identical for any number of workers) with a bounded
 number of tasks in flight (so memory stays flat). A worker killed by a decoder crash breaks the pool:
-the tasks in flight are then retried one by one in a fresh single-worker pool, a task that kills its
-worker again becomes a ``ClipFailure``, and the run goes on with a new pool.
+the results already computed are kept, the other tasks in flight are retried one by one in a fresh
+single-worker pool, a task that kills its worker again becomes a ``ClipFailure``, and the run goes on
+with a new pool.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -19,6 +20,9 @@ from .config import PreprocessConfig
 from .media import ClipTask
 from .pipeline import ClipFailure, ClipResult, process_clip
 
+# Tasks submitted ahead of the one being written: results come back in order, so a long clip at the
+# head of the queue must not starve the other workers (one AudioSet result is ~1 MB: memory stays flat).
+IN_FLIGHT = 64
 _CFG: PreprocessConfig | None = None
 
 
@@ -42,31 +46,36 @@ def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
 
 
-def _isolated(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
+Work = Callable[[ClipTask], "ClipResult | ClipFailure"]
+
+
+def _isolated(task: ClipTask, cfg: PreprocessConfig, fn: Work) -> ClipResult | ClipFailure:
     with _pool(1, cfg) as pool:
         try:
-            return pool.submit(_run, task).result()
+            return pool.submit(fn, task).result()
         except BrokenProcessPool:
-            return ClipFailure(task, "decoder crashed the worker process (killed twice)")
+            return ClipFailure(task, "decoder crashed the worker process (twice)")
 
 
-def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int) -> Iterator[ClipResult | ClipFailure]:
-    """``process_clip`` over ``tasks`` in order; ``workers = 0`` runs in this process."""
+def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int,
+                fn: Work = _run) -> Iterator[ClipResult | ClipFailure]:
+    """``fn`` (default: ``process_clip`` with ``cfg``) over ``tasks``, results in task order;
+    ``workers = 0`` runs in this process. ``fn`` must be importable by the worker processes."""
     if workers <= 0:
         _init_worker(cfg)
         for task in tasks:
-            yield _run(task)
+            yield fn(task)
         return
     pending: deque[tuple[ClipTask, Future]] = deque()
     todo = iter(tasks)
     pool = _pool(workers, cfg)
     try:
         while True:
-            while len(pending) < 4 * workers:
+            while len(pending) < max(IN_FLIGHT, 8 * workers):
                 task = next(todo, None)
                 if task is None:
                     break
-                pending.append((task, pool.submit(_run, task)))
+                pending.append((task, pool.submit(fn, task)))
             if not pending:
                 return
             task, fut = pending[0]
@@ -74,8 +83,9 @@ def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int) 
                 result = fut.result()
             except BrokenProcessPool:
                 pool.shutdown(wait=False, cancel_futures=True)
-                for task, _ in pending:
-                    yield _isolated(task, cfg)
+                for task, done in pending:  # keep what finished; retry the rest one by one
+                    ok = done.done() and not done.cancelled() and done.exception() is None
+                    yield done.result() if ok else _isolated(task, cfg, fn)
                 pending.clear()
                 pool = _pool(workers, cfg)
                 continue
