@@ -68,7 +68,9 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
 
     t = _stage(console, "6/6 export")
     exports = [export.run(ckpt, "safetensors", "all", str(out / "export"))]
-    if onnx:
+    if onnx and not _onnx_available():
+        console.print("ONNX export skipped: install the export extra (pip install -e '.[export]')")
+    elif onnx:
         exports += [export.run(ckpt, "onnx", m, str(out / "export")) for m in ("all", "audio")]
     times["export"] = time.perf_counter() - t
 
@@ -80,6 +82,12 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
                "chance": 1 / classes, "seconds": {k: round(v, 1) for k, v in times.items()}}
     _final_table(console, summary)
     return summary
+
+
+def _onnx_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "onnxscript"))
 
 
 def _final_table(console: Console, summary: dict[str, Any]) -> None:
