@@ -201,3 +201,33 @@ def test_diverging_run_stops_with_last_good_checkpoint(tmp_path: Path, tiny_cach
 
     model = load_pretrained(last)  # intact and loadable
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path: Path, tiny_cache: Path) -> None:
+    common = ["finetune", "--recipe", "tiny", "--data", str(tiny_cache), "train.max_steps=3", *FAST]
+    zorro(*common, "train.batch_size=4", "train.accumulate=2", "--out", str(tmp_path / "acc"))
+    zorro(*common, "train.batch_size=8", "--out", str(tmp_path / "big"))
+    assert losses(tmp_path / "acc") == pytest.approx(losses(tmp_path / "big"), abs=1e-5)
+    wa, wb = weights(tmp_path / "acc"), weights(tmp_path / "big")
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-4
+
+
+def test_bf16_autocast_on_cpu(tmp_path: Path, tiny_cache: Path) -> None:
+    zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(tmp_path / "bf16"),
+          "train.max_steps=3", "train.precision=bf16", *FAST)
+    assert all(v == v and v > 0 for v in losses(tmp_path / "bf16"))  # finite, positive
+
+
+@pytest.mark.slow
+def test_unimodal_run_initialises_a_multimodal_finetune(tmp_path: Path, tiny_cache: Path) -> None:
+    audio = tmp_path / "audio_only"
+    out = zorro("finetune", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(audio),
+                "data.modalities=[audio]", "train.max_steps=10", *FAST)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["step"] == 10
+    assert set(k.split("/")[1] for k in json.loads((audio / "metrics.jsonl").read_text().splitlines()[0])
+               if k.startswith("loss/")) == {"audio"}  # only the audio head answers audio-only data
+    both = tmp_path / "both"
+    zorro("finetune", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(both), "--init", str(audio),
+          "train.max_steps=4", *FAST)
+    report = json.loads((both / "run.json").read_text())["init_report"]
+    assert report["kind"] == "zorro" and report["skipped"] == [] and report["fresh"] == 0
