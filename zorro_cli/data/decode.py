@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 EPS = 1e-6
+FrameFn = Callable[[np.ndarray], Any]
 
 
 class DecodeError(Exception):
@@ -47,10 +49,11 @@ class DecodeRequest:
 
 @dataclass
 class Decoded:
-    """What a window decoded to. ``frames`` hold RGB uint8 ``[H, W, 3]`` (one entry per output slot;
-    a held frame repeats the same array object); ``audio`` is float32 ``[N]`` at the request's rate."""
+    """What a window decoded to. ``frames`` hold RGB uint8 ``[H, W, 3]`` (or what ``frame_fn`` made of
+    them), one entry per output slot, a held frame repeating the same object; ``audio`` is float32
+    ``[N]`` at the request's rate."""
 
-    frames: list[np.ndarray] | None = None
+    frames: list[Any] | None = None
     audio: np.ndarray | None = None
     duration_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
@@ -162,8 +165,8 @@ def _check_coverage(kind: str, covered: float, header_span: float | None, req: D
 class _VideoTrack:
     """Consumes decoded video frames (decode order), keeps the RGB frames of the output slots."""
 
-    def __init__(self, req: DecodeRequest, stream: Any, window: float | None) -> None:
-        self.req, self.stream, self.window = req, stream, window
+    def __init__(self, req: DecodeRequest, stream: Any, window: float | None, frame_fn: FrameFn | None) -> None:
+        self.req, self.stream, self.window, self.frame_fn = req, stream, window, frame_fn
         self.step = _frame_step(stream, req.fps)
         # pts * float: frame.time builds a Fraction per frame
         self.time_base = float(stream.time_base) if stream.time_base else 0.0
@@ -172,11 +175,12 @@ class _VideoTrack:
         self.times: list[float] = []
         self.raw_last: float | None = None
         self.pending: tuple[Any, float] | None = None
-        self.frames: list[np.ndarray] = []
+        self.frames: list[Any] = []
         self.size: tuple[int, int] | None = None
         self.start_t: float | None = None
         self.turns = 0
         self.scaler, self.to_rgb = VideoReformatter(), VideoReformatter()
+        self.first_shape: tuple[int, ...] | None = None
         self.end_t = 0.0
         self.decoded = 0
         self.done = False
@@ -234,7 +238,10 @@ class _VideoTrack:
         rgb = self.to_rgb.reformat(small, format="rgb24", threads=self.req.threads).to_ndarray()
         if self.turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.turns))
-        self.frames.extend([rgb] * n)
+        if self.first_shape is None:
+            self.first_shape = rgb.shape
+        item = rgb if self.frame_fn is None else self.frame_fn(rgb)  # e.g. JPEG now: memory stays small
+        self.frames.extend([item] * n)
 
     def covered(self) -> float:
         return max(0.0, self.end_t - (self.start_t or 0.0)) if self.frames else 0.0
@@ -288,16 +295,19 @@ class _AudioTrack:
         return np.concatenate([np.zeros(self.first, np.float32), *self.chunks]).astype(np.float32)
 
 
-def decode_media(req: DecodeRequest) -> Decoded:
-    """Decode ``req.path`` over its window; raises ``DecodeError`` (one-line reason) when it cannot."""
+def decode_media(req: DecodeRequest, frame_fn: FrameFn | None = None) -> Decoded:
+    """Decode ``req.path`` over its window; raises ``DecodeError`` (one-line reason) when it cannot.
+
+    ``frame_fn`` maps each output RGB frame as soon as it is made (e.g. to JPEG bytes), so a long clip
+    never holds all its RGB frames; ``Decoded.frames`` then holds what it returns."""
     container = _open(req.path)
     try:
-        return _decode(container, req)
+        return _decode(container, req, frame_fn)
     finally:
         container.close()
 
 
-def _decode(container: Any, req: DecodeRequest) -> Decoded:
+def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Decoded:
     vstream = pick_video_stream(container) if req.video else None
     astream = container.streams.audio[0] if req.audio and container.streams.audio else None
     if vstream is None and astream is None:
@@ -310,7 +320,7 @@ def _decode(container: Any, req: DecodeRequest) -> Decoded:
     seeked = req.start > 0.5 and _seek(container, req.start + (origin or 0.0))
     if seeked and origin is None:
         origin = 0.0
-    video = _VideoTrack(req, vstream, window) if vstream is not None else None
+    video = _VideoTrack(req, vstream, window, frame_fn) if vstream is not None else None
     audio = _AudioTrack(req, window) if astream is not None else None
     if vstream is not None:
         vstream.thread_type = "AUTO"
@@ -348,7 +358,7 @@ def _result(container: Any, req: DecodeRequest, vstream: Any, astream: Any,
         video.finish()
         _check_coverage("video", video.covered(), _stream_span(container, vstream), req, error)
         out.frames = video.frames
-        h, w = video.frames[0].shape[:2]
+        h, w = video.first_shape[:2]  # type: ignore[index]
         out.info.update(video_codec=vstream.codec_context.name, source_size=[vstream.width, vstream.height],
                         source_fps=float(vstream.average_rate or 0), rotation_turns=video.turns,
                         frames_decoded=video.decoded, size=[w, h])

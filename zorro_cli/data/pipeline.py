@@ -57,25 +57,13 @@ def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _encode_frames(frames: list[np.ndarray], quality: int) -> list[bytes]:
-    """JPEG per slot; a held frame (the same array in several slots) is encoded once."""
-    out: list[bytes] = []
-    last: tuple[int, bytes] | None = None
-    for rgb in frames:
-        if last is None or last[0] != id(rgb):
-            last = (id(rgb), encode_jpeg(rgb, quality))
-        out.append(last[1])
-    return out
-
-
 def process_clip(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
     """Decode and featurise one clip; bad input gives a ``ClipFailure``, never an exception."""
     req = DecodeRequest(task.media, task.start, task.end, cfg.max_seconds, fps=cfg.fps, short_side=cfg.short_side,
                         sample_rate=cfg.sample_rate, audio="audio" in cfg.modalities,
                         video="video" in cfg.modalities, min_coverage=cfg.min_coverage, threads=cfg.decode_threads)
     try:
-        decoded = decode_media(req)
-        frames = None if decoded.frames is None else _encode_frames(decoded.frames, cfg.jpeg_quality)
+        decoded = decode_media(req, frame_fn=lambda rgb: encode_jpeg(rgb, cfg.jpeg_quality))
         mel = None if decoded.audio is None else log_mel(decoded.audio, cfg).astype(np.float16)
     except DecodeError as exc:
         return ClipFailure(task, str(exc))
@@ -83,4 +71,4 @@ def process_clip(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFail
         return ClipFailure(task, f"unexpected {one_line(exc)}")
     if mel is not None and not np.isfinite(mel).all():
         return ClipFailure(task, "log-mel has non-finite values")
-    return ClipResult(task, frames, mel, decoded.duration_s, decoded.info)
+    return ClipResult(task, decoded.frames, mel, decoded.duration_s, decoded.info)
