@@ -1,0 +1,252 @@
+"""Local attention plans: windows (Swin) and groups (HiP) under the masking rules, with a dense reference.
+
+Legend: B batch, H heads, Dh head width, W windows (or groups), Lq / Lk queries / keys per window,
+S shared keys, N tokens. Grids are flattened row-major (audio ``(Fp, Tp)``, video ``(Tp, Hp, Wp)``), as the
+tokenizers flatten them.
+
+The hierarchical backbones keep the Zorro rules of :mod:`.masks` and add locality. One uniform rule
+[choice] turns a masking rule into a plan:
+
+- a modality query reads the keys of **its own group through the backbone's locality structure**
+  (its Swin window, or its HiP group's chunk), and
+- **every key of each other group** that its rule names, in full (the *shared* keys).
+
+So under ``zorro``/``independent`` audio and video queries read only their own window/chunk; under
+``bottleneck`` they also read every fusion token; under ``input_fusion`` they also read every fusion
+token and every token of the other modality (there is no spatial correspondence between a spectrogram
+window and a video window, so "no mask" means the whole other modality; this costs O(Na·Nv) per layer,
+the price of input-level fusion). The fusion group has no locality: its queries read every key of
+every group its rule names (one block of :class:`.layers.BlockPlan`).
+
+:class:`LocalPlan` computes exactly those pairs: tokens are gathered into windows by index, one SDPA
+call per modality with a boolean mask only where windows are shifted or padded. :meth:`LocalPlan.dense`
+is the reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .layers import AttentionPlan, DensePlan
+from .masks import GROUPS, TokenLayout
+
+_CPU = torch.device("cpu")  # plans are built on the CPU (cached), then moved with ``LocalPlan.to``
+
+
+@lru_cache(maxsize=256)
+def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool) -> tuple[Tensor, Tensor | None]:
+    """Swin windows over a token grid -> ``(index [W, L], mask [W, L, L] | None)``.
+
+    ``index`` holds the flat token positions of each window (``prod(grid)`` marks a padding cell);
+    ``mask`` is True where a query may read a key (None: every pair of every window). [paper: Swin]
+    A window larger than the grid along an axis shrinks to the grid and is not shifted there; a shifted
+    partition rolls the grid by half a window (``torch.roll(x, -s)``) and masks pairs that the roll
+    brought together from opposite edges (Swin's region labels). Grids that are not a multiple of the
+    window are padded at the end [paper: Swin pads]; padding keys are masked, padding queries read all.
+    """
+    if len(grid) != len(window):
+        raise ValueError(f"window {window} does not match grid {grid}")
+    win = tuple(min(g, w) for g, w in zip(grid, window, strict=True))
+    shift = tuple((w // 2 if shifted and g > w else 0) for g, w in zip(grid, win, strict=True))
+    padded = tuple(math.ceil(g / w) * w for g, w in zip(grid, win, strict=True))
+    rolled = torch.meshgrid(*[torch.arange(p, device=_CPU) for p in padded], indexing="ij")  # rolled coordinates
+    index = torch.zeros(padded, dtype=torch.long, device=_CPU)
+    label = torch.zeros(padded, dtype=torch.long, device=_CPU)
+    real = torch.ones(padded, dtype=torch.bool, device=_CPU)
+    for r, g, w, s, p in zip(rolled, grid, win, shift, padded, strict=True):
+        orig = (r + s) % p  # the token that the roll moved to this cell
+        real &= orig < g
+        index = index * g + orig
+        region = (r >= p - w).long() + (r >= p - s).long() if s else torch.zeros_like(r)
+        label = label * 3 + region
+    index = torch.where(real, index, math.prod(grid))
+    n_win = [p // w for p, w in zip(padded, win, strict=True)]
+    dims = len(grid)
+    split = [d for pair in zip(n_win, win, strict=True) for d in pair]  # [n0, w0, n1, w1, ...]
+    order = [*range(0, 2 * dims, 2), *range(1, 2 * dims, 2)]  # windows first, then in-window offsets
+
+    def to_windows(t: Tensor) -> Tensor:
+        return t.reshape(split).permute(order).reshape(math.prod(n_win), math.prod(win))
+
+    index, label, real = to_windows(index), to_windows(label), to_windows(real)
+    if all(s == 0 for s in shift) and bool(real.all()):
+        return index, None
+    mask = (label[:, :, None] == label[:, None, :]) & real[:, None, :]
+    return index, mask | ~real[:, :, None]
+
+
+@lru_cache(maxsize=256)
+def group_partition(n: int, groups: int) -> tuple[Tensor, Tensor | None]:
+    """HiP grouping: ``n`` tokens in ``groups`` contiguous chunks -> ``(index [G, L], key mask [G, L] | None)``.
+
+    Chunks are balanced like ``torch.tensor_split`` (the first ``n % groups`` get one token more), in the
+    tokenizers' flattening order [paper: HiP groups contiguous chunks of the flattened input]; ``n`` marks a
+    padding cell. Raises when a chunk would be empty.
+    """
+    if n < groups:
+        raise ValueError(f"{n} tokens cannot fill {groups} groups")
+    length = math.ceil(n / groups)
+    index = torch.full((groups, length), n, dtype=torch.long, device=_CPU)
+    for g, chunk in enumerate(torch.arange(n, device=_CPU).tensor_split(groups)):
+        index[g, : len(chunk)] = chunk
+    real = index < n
+    return index, (None if bool(real.all()) else real)
+
+
+@dataclass(frozen=True)
+class LocalPart:
+    """One modality's queries in windows: each reads its window's keys and the ``shared`` key range.
+
+    ``q_index`` ``[W, Lq]`` / ``k_index`` ``[W, Lk]`` index the group's own queries / keys (relative to
+    ``q_span`` / ``k_span``; the span's length marks padding); ``mask`` ``[W, Lq, Lk + S]`` or None;
+    ``out_index`` ``[Nq]`` puts each query's result back in sequence order.
+    """
+
+    q_span: tuple[int, int]
+    k_span: tuple[int, int]
+    q_index: Tensor
+    k_index: Tensor
+    mask: Tensor | None
+    shared: tuple[int, int]
+    out_index: Tensor
+
+    def to(self, device: torch.device) -> LocalPart:
+        mask = None if self.mask is None else self.mask.to(device)
+        return LocalPart(self.q_span, self.k_span, self.q_index.to(device), self.k_index.to(device), mask,
+                         self.shared, self.out_index.to(device))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,nq,Dh]
+        qw = _gather(q[:, :, slice(*self.q_span)], self.q_index)  # [B,H,W,Lq,Dh]
+        kw = _gather(k[:, :, slice(*self.k_span)], self.k_index)  # [B,H,W,Lk,Dh]
+        vw = _gather(v[:, :, slice(*self.k_span)], self.k_index)
+        s0, s1 = self.shared
+        if s1 > s0:  # every window also reads the shared keys: [B,H,W,Lk+S,Dh]
+            W = qw.shape[2]
+            kw = torch.cat([kw, k[:, :, None, s0:s1].expand(-1, -1, W, -1, -1)], dim=3)
+            vw = torch.cat([vw, v[:, :, None, s0:s1].expand(-1, -1, W, -1, -1)], dim=3)
+        out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=self.mask)  # [B,H,W,Lq,Dh]
+        return out.flatten(2, 3)[:, :, self.out_index]
+
+    def allowed(self, n_q: int, n_k: int) -> Tensor:
+        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes."""
+        (qs, qe), (ks, ke) = self.q_span, self.k_span
+        W, Lq, Lk = self.q_index.shape[0], self.q_index.shape[1], self.k_index.shape[1]
+        qi = self.q_index[:, :, None].expand(W, Lq, Lk)
+        ki = self.k_index[:, None, :].expand(W, Lq, Lk)
+        ok = (qi < qe - qs) & (ki < ke - ks)
+        if self.mask is not None:
+            ok &= self.mask[:, :, :Lk].to(ok.device)
+        out = torch.zeros(n_q, n_k, dtype=torch.bool, device=ok.device)
+        out[qs + qi[ok], ks + ki[ok]] = True
+        out[qs:qe, self.shared[0]:self.shared[1]] = True
+        return out
+
+
+def _gather(x: Tensor, index: Tensor) -> Tensor:
+    """``[B,H,n,Dh]`` -> ``[B,H,W,L,Dh]`` by a ``[W, L]`` index in which ``n`` reads a zero row."""
+    if index.numel() > x.shape[2]:  # padded windows (each real token sits in exactly one window)
+        x = F.pad(x, (0, 0, 0, 1))
+    return x[:, :, index]
+
+
+def local_part(q_span: tuple[int, int], k_span: tuple[int, int], q_index: Tensor, k_index: Tensor,
+               mask: Tensor | None, shared: tuple[int, int]) -> LocalPart:
+    """Assemble a :class:`LocalPart`; ``mask`` is ``[W, Lq, Lk]`` (own keys only) or None."""
+    n_q = q_span[1] - q_span[0]
+    flat = q_index.flatten()
+    real = flat < n_q
+    if int(real.sum()) != n_q or not torch.equal(flat[real].sort().values, torch.arange(n_q, device=_CPU)):
+        raise ValueError("every query must sit in exactly one window")
+    out_index = torch.empty(n_q, dtype=torch.long, device=_CPU)
+    out_index[flat[real]] = torch.arange(flat.numel(), device=_CPU)[real]
+    n_shared = shared[1] - shared[0]
+    if mask is not None and n_shared:
+        mask = torch.cat([mask, mask.new_ones(*mask.shape[:2], n_shared)], dim=2)
+    return LocalPart(q_span, k_span, q_index, k_index, mask, shared, out_index)
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """Local parts (modalities) and global segments ``(qs, qe, ks, ke)`` (fusion), in query order."""
+
+    parts: tuple[LocalPart | tuple[int, int, int, int], ...]
+    n_q: int
+    n_k: int
+
+    def to(self, device: torch.device) -> LocalPlan:
+        """The plan with its index tensors on ``device`` (built once per forward, shared by the blocks)."""
+        parts = tuple(p.to(device) if isinstance(p, LocalPart) else p for p in self.parts)
+        return LocalPlan(parts, self.n_q, self.n_k)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,Nq,Dh]
+        outs = []
+        for part in self.parts:
+            if isinstance(part, LocalPart):
+                outs.append(part.attend(q, k, v))
+            else:
+                qs, qe, ks, ke = part
+                outs.append(F.scaled_dot_product_attention(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke]))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
+    def mask(self) -> Tensor:
+        """Dense ``[Nq, Nk]`` boolean mask of every pair the plan computes (True = may attend)."""
+        device = next((p.q_index.device for p in self.parts if isinstance(p, LocalPart)), torch.device("cpu"))
+        out = torch.zeros(self.n_q, self.n_k, dtype=torch.bool, device=device)
+        for part in self.parts:
+            if isinstance(part, LocalPart):
+                out |= part.allowed(self.n_q, self.n_k)
+            else:
+                qs, qe, ks, ke = part
+                out[qs:qe, ks:ke] = True
+        return out
+
+    def dense(self) -> DensePlan:
+        """The reference: the same pairs as one dense masked SDPA."""
+        return DensePlan(self.mask())
+
+
+PlanImpl = Callable[[LocalPlan], AttentionPlan]
+
+
+def _as_is(plan: LocalPlan) -> AttentionPlan:
+    return plan
+
+
+def _dense(plan: LocalPlan) -> AttentionPlan:
+    return plan.dense()
+
+
+# ``ZorroConfig.attention`` -> how a local plan runs: "block" computes only the allowed pairs, "dense" is
+# the reference (one masked SDPA over every pair).
+LOCAL_IMPLS: dict[str, PlanImpl] = {"block": _as_is, "dense": _dense}
+
+Partition = tuple[Tensor, Tensor, Tensor | None]  # q_index [W,Lq], k_index [W,Lk], mask [W,Lq,Lk] | None
+
+
+def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, partitions: Mapping[str, Partition],
+                 rules: Mapping[str, Sequence[str]]) -> LocalPlan:
+    """Plan under the module docstring's rule: a group with a partition reads its own keys window by
+    window plus, in full, the other groups its rule names; a group without one reads its rule's groups
+    in full. Query groups present in ``q_layout`` only are planned."""
+    parts: list[LocalPart | tuple[int, int, int, int]] = []
+    for g in GROUPS:
+        if q_layout.sizes()[g] == 0:
+            continue
+        present = [r for r in rules[g] if k_layout.sizes()[r] > 0]
+        if g in partitions:
+            q_index, k_index, mask = partitions[g]
+            shared = k_layout.key_range([r for r in present if r != g])
+            parts.append(local_part(q_layout.span(g), k_layout.span(g), q_index, k_index, mask, shared))
+        else:
+            ks, ke = k_layout.key_range(present)
+            if ke <= ks:
+                raise ValueError(f"{g} queries read no keys (groups {tuple(rules[g])}) in {k_layout}")
+            parts.append((*q_layout.span(g), ks, ke))
+    return LocalPlan(tuple(parts), q_layout.total, k_layout.total)
