@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from .backbone_options import HiPOptions, resolve_hip
 from .config import ZorroConfig
 from .layers import AttentionPlan, Block, CrossAttention, concat_groups, drop_path_rates, split_groups
-from .local import LOCAL_IMPLS, LocalPlan, Partition, PlanImpl, group_partition, grouped_plan
-from .masks import GROUPS, TokenLayout, has_fusion_stream, self_attention_rules
+from .local import LOCAL_IMPLS, LocalBackbone, LocalPlan, Partition, PlanImpl, group_partition, grouped_plan
+from .masks import GROUPS, TokenLayout, has_fusion_stream
 
 
 class LatentCrossBlock(nn.Module):
@@ -108,7 +108,7 @@ class HiPLevel(nn.Module):
         return split_groups(lat, lat_layout, list(tokens))
 
 
-class HiPBackbone(nn.Module):
+class HiPBackbone(LocalBackbone):
     """HiP levels over the groups under a masking configuration.
 
     ``forward({group: [B,Ng,C0]}, grids=None) -> {group: [B,Ng',dim]}`` (grids are not needed: groups are
@@ -117,20 +117,14 @@ class HiPBackbone(nn.Module):
 
     def __init__(self, levels: Sequence[HiPLevel], norm: nn.LayerNorm, proj: nn.Module, masking: str,
                  local_impl: PlanImpl, token_dim: int) -> None:
-        super().__init__()
+        super().__init__(norm, proj, masking, local_impl, token_dim)
         self.levels = nn.ModuleList(levels)
-        self.norm = norm
-        self.proj = proj
-        self.rules = self_attention_rules(masking)
-        self.local_impl = local_impl
-        self.token_dim = token_dim
 
     def forward(self, tokens: Mapping[str, Tensor], grids: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, Tensor]:
         out = dict(tokens)
         for level in self.levels:
             out = level(out, self.rules, self.local_impl)
-        x, layout = concat_groups(out)
-        return split_groups(self.proj(self.norm(x)), layout, list(out))
+        return self.finish(out)
 
 
 def _latents(*shape: int) -> nn.Parameter:

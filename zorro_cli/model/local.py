@@ -25,6 +25,7 @@ is the reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,10 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from .layers import AttentionPlan, DensePlan
-from .masks import GROUPS, TokenLayout
+from .layers import AttentionPlan, DensePlan, concat_groups, split_groups
+from .masks import GROUPS, TokenLayout, self_attention_rules
 
 _CPU = torch.device("cpu")  # plans are built on the CPU (cached), then moved with ``LocalPlan.to``
 
@@ -101,75 +102,111 @@ def group_partition(n: int, groups: int) -> tuple[Tensor, Tensor | None]:
 
 
 @dataclass(frozen=True)
+class WindowBatch:
+    """Windows run by one SDPA call: all without a mask, or all with one.
+
+    ``q_gather`` ``[W*Lq]`` / ``k_gather`` ``[W*Lk]`` gather the windows' queries / own keys; padding
+    cells read token 0 (masked as keys, discarded as queries). ``mask`` is ``[W, Lq, Lk + S]`` or None.
+    """
+
+    q_gather: Tensor
+    k_gather: Tensor
+    mask: Tensor | None
+    windows: int
+
+    def to(self, device: torch.device) -> WindowBatch:
+        mask = None if self.mask is None else self.mask.to(device)
+        return WindowBatch(self.q_gather.to(device), self.k_gather.to(device), mask, self.windows)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, shared: tuple[Tensor, Tensor] | None) -> Tensor:
+        """``[B,H,n,Dh]`` group queries / keys / values (+ shared ``[B,H,S,Dh]`` keys, values) -> ``[B,H,W*Lq,Dh]``."""
+        B, H, _, Dh = q.shape
+        W = self.windows
+        Lq, Lk = self.q_gather.numel() // W, self.k_gather.numel() // W
+        # windows become extra heads ([B, H*W, L, Dh], head-major), so SDPA sees 4-D inputs (fast kernels)
+        qw = q.index_select(2, self.q_gather).view(B, H * W, Lq, Dh)
+        kw = k.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
+        vw = v.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
+        if shared is not None:  # every window also reads the S shared keys
+            S = shared[0].shape[2]
+            kw, vw = (torch.cat([w, s[:, :, None].expand(B, H, W, S, Dh).reshape(B, H * W, S, Dh)], dim=2)
+                      for w, s in zip((kw, vw), shared, strict=True))
+        mask = None if self.mask is None else self.mask.repeat(H, 1, 1)  # [H*W, Lq, Lk+S]
+        return F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask).view(B, H, W * Lq, Dh)
+
+
+@dataclass(frozen=True)
 class LocalPart:
     """One modality's queries in windows: each reads its window's keys and the ``shared`` key range.
 
-    ``q_index`` ``[W, Lq]`` / ``k_index`` ``[W, Lk]`` index the group's own queries / keys (relative to
-    ``q_span`` / ``k_span``; the span's length marks padding); ``mask`` ``[W, Lq, Lk + S]`` or None;
-    ``out_index`` ``[Nq]`` puts each query's result back in sequence order.
+    Execution: ``batches`` (windows needing no mask in one SDPA call, the rest in another: with shifted
+    windows only the edge windows need one) and ``out_index`` ``[Nq]``, which puts each query's result
+    back in sequence order. Reference: ``q_index`` ``[W, Lq]`` / ``k_index`` ``[W, Lk]`` (relative to
+    ``q_span`` / ``k_span``; the span's length marks padding) and ``mask`` ``[W, Lq, Lk]`` or None.
     """
 
     q_span: tuple[int, int]
     k_span: tuple[int, int]
+    shared: tuple[int, int]
+    batches: tuple[WindowBatch, ...]
+    out_index: Tensor
     q_index: Tensor
     k_index: Tensor
     mask: Tensor | None
-    shared: tuple[int, int]
-    out_index: Tensor
 
     def to(self, device: torch.device) -> LocalPart:
-        mask = None if self.mask is None else self.mask.to(device)
-        return LocalPart(self.q_span, self.k_span, self.q_index.to(device), self.k_index.to(device), mask,
-                         self.shared, self.out_index.to(device))
+        return dataclasses.replace(self, batches=tuple(b.to(device) for b in self.batches),
+                                   out_index=self.out_index.to(device))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,nq,Dh]
-        qw = _gather(q[:, :, slice(*self.q_span)], self.q_index)  # [B,H,W,Lq,Dh]
-        kw = _gather(k[:, :, slice(*self.k_span)], self.k_index)  # [B,H,W,Lk,Dh]
-        vw = _gather(v[:, :, slice(*self.k_span)], self.k_index)
-        s0, s1 = self.shared
-        if s1 > s0:  # every window also reads the shared keys: [B,H,W,Lk+S,Dh]
-            W = qw.shape[2]
-            kw = torch.cat([kw, k[:, :, None, s0:s1].expand(-1, -1, W, -1, -1)], dim=3)
-            vw = torch.cat([vw, v[:, :, None, s0:s1].expand(-1, -1, W, -1, -1)], dim=3)
-        out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=self.mask)  # [B,H,W,Lq,Dh]
-        return out.flatten(2, 3)[:, :, self.out_index]
+        (qs, qe), (ks, ke), (s0, s1) = self.q_span, self.k_span, self.shared
+        shared = (k[:, :, s0:s1], v[:, :, s0:s1]) if s1 > s0 else None
+        outs = [b.attend(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke], shared) for b in self.batches]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # [B,H,W*Lq,Dh] in batch order
+        return out.index_select(2, self.out_index)
 
     def allowed(self, n_q: int, n_k: int) -> Tensor:
-        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes."""
+        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes (from the reference fields)."""
         (qs, qe), (ks, ke) = self.q_span, self.k_span
         W, Lq, Lk = self.q_index.shape[0], self.q_index.shape[1], self.k_index.shape[1]
         qi = self.q_index[:, :, None].expand(W, Lq, Lk)
         ki = self.k_index[:, None, :].expand(W, Lq, Lk)
         ok = (qi < qe - qs) & (ki < ke - ks)
         if self.mask is not None:
-            ok &= self.mask[:, :, :Lk].to(ok.device)
-        out = torch.zeros(n_q, n_k, dtype=torch.bool, device=ok.device)
+            ok &= self.mask
+        out = torch.zeros(n_q, n_k, dtype=torch.bool, device=_CPU)
         out[qs + qi[ok], ks + ki[ok]] = True
         out[qs:qe, self.shared[0]:self.shared[1]] = True
         return out
 
 
-def _gather(x: Tensor, index: Tensor) -> Tensor:
-    """``[B,H,n,Dh]`` -> ``[B,H,W,L,Dh]`` by a ``[W, L]`` index in which ``n`` reads a zero row."""
-    if index.numel() > x.shape[2]:  # padded windows (each real token sits in exactly one window)
-        x = F.pad(x, (0, 0, 0, 1))
-    return x[:, :, index]
-
-
 def local_part(q_span: tuple[int, int], k_span: tuple[int, int], q_index: Tensor, k_index: Tensor,
                mask: Tensor | None, shared: tuple[int, int]) -> LocalPart:
     """Assemble a :class:`LocalPart`; ``mask`` is ``[W, Lq, Lk]`` (own keys only) or None."""
-    n_q = q_span[1] - q_span[0]
+    n_q, n_k, n_shared = q_span[1] - q_span[0], k_span[1] - k_span[0], shared[1] - shared[0]
     flat = q_index.flatten()
     real = flat < n_q
     if int(real.sum()) != n_q or not torch.equal(flat[real].sort().values, torch.arange(n_q, device=_CPU)):
         raise ValueError("every query must sit in exactly one window")
+    free = torch.ones(len(q_index), dtype=torch.bool, device=_CPU) if mask is None else mask.flatten(1).all(1)
+    batches, order = [], []
+    for ids in (free.nonzero().flatten(), (~free).nonzero().flatten()):
+        if ids.numel() == 0:
+            continue
+        m = None
+        if mask is not None and not bool(free[ids[0]]):
+            m = mask[ids]
+            if n_shared:
+                m = torch.cat([m, m.new_ones(*m.shape[:2], n_shared)], dim=2)
+        q_gather = torch.where(q_index[ids] < n_q, q_index[ids], 0).flatten()
+        k_gather = torch.where(k_index[ids] < n_k, k_index[ids], 0).flatten()
+        batches.append(WindowBatch(q_gather, k_gather, m, ids.numel()))
+        order.append(ids)
+    flat = q_index[torch.cat(order)].flatten()  # the windows in batch order
+    real = flat < n_q
     out_index = torch.empty(n_q, dtype=torch.long, device=_CPU)
     out_index[flat[real]] = torch.arange(flat.numel(), device=_CPU)[real]
-    n_shared = shared[1] - shared[0]
-    if mask is not None and n_shared:
-        mask = torch.cat([mask, mask.new_ones(*mask.shape[:2], n_shared)], dim=2)
-    return LocalPart(q_span, k_span, q_index, k_index, mask, shared, out_index)
+    return LocalPart(q_span, k_span, shared, tuple(batches), out_index, q_index, k_index, mask)
 
 
 @dataclass(frozen=True)
@@ -197,8 +234,7 @@ class LocalPlan:
 
     def mask(self) -> Tensor:
         """Dense ``[Nq, Nk]`` boolean mask of every pair the plan computes (True = may attend)."""
-        device = next((p.q_index.device for p in self.parts if isinstance(p, LocalPart)), torch.device("cpu"))
-        out = torch.zeros(self.n_q, self.n_k, dtype=torch.bool, device=device)
+        out = torch.zeros(self.n_q, self.n_k, dtype=torch.bool, device=_CPU)
         for part in self.parts:
             if isinstance(part, LocalPart):
                 out |= part.allowed(self.n_q, self.n_k)
@@ -250,3 +286,22 @@ def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, partitions: Mappi
                 raise ValueError(f"{g} queries read no keys (groups {tuple(rules[g])}) in {k_layout}")
             parts.append((*q_layout.span(g), ks, ke))
     return LocalPlan(tuple(parts), q_layout.total, k_layout.total)
+
+
+class LocalBackbone(nn.Module):
+    """What the Swin and HiP backbones share: the masking rules, how their local plans run
+    (``local_impl``, switched by ``Zorro.set_attention``), their token width ``token_dim``, and the output
+    LayerNorm + projection to ``dim`` (:meth:`finish`)."""
+
+    def __init__(self, norm: nn.Module, proj: nn.Module, masking: str, local_impl: PlanImpl, token_dim: int) -> None:
+        super().__init__()
+        self.norm = norm
+        self.proj = proj
+        self.rules = self_attention_rules(masking)
+        self.local_impl = local_impl
+        self.token_dim = token_dim
+
+    def finish(self, tokens: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{group: [B,Ng,C]}`` -> ``{group: [B,Ng,dim]}`` through the output norm and projection."""
+        x, layout = concat_groups(tokens)
+        return split_groups(self.proj(self.norm(x)), layout, list(tokens))

@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from .backbone_options import resolve_swin
 from .config import ZorroConfig
 from .layers import Block, concat_groups, drop_path_rates, split_groups
-from .local import LOCAL_IMPLS, LocalPlan, Partition, PlanImpl, grouped_plan, window_partition
-from .masks import TokenLayout, has_fusion_stream, self_attention_rules
+from .local import LOCAL_IMPLS, LocalBackbone, LocalPlan, Partition, PlanImpl, grouped_plan, window_partition
+from .masks import TokenLayout, has_fusion_stream
 
 Grids = Mapping[str, tuple[int, ...]]
 
@@ -121,7 +121,7 @@ class SwinStage(nn.Module):
         return self.merge(out, grids) if self.merge is not None else (out, dict(grids))
 
 
-class SwinBackbone(nn.Module):
+class SwinBackbone(LocalBackbone):
     """Swin stages over the groups under a masking configuration.
 
     ``forward({group: [B,Ng,C0]}, {modality: grid}) -> {group: [B,Ng',dim]}``; ``token_dim`` = C0.
@@ -130,13 +130,8 @@ class SwinBackbone(nn.Module):
 
     def __init__(self, stages: Sequence[SwinStage], norm: nn.LayerNorm, proj: nn.Module, masking: str,
                  local_impl: PlanImpl, token_dim: int) -> None:
-        super().__init__()
+        super().__init__(norm, proj, masking, local_impl, token_dim)
         self.stages = nn.ModuleList(stages)
-        self.norm = norm
-        self.proj = proj
-        self.rules = self_attention_rules(masking)
-        self.local_impl = local_impl
-        self.token_dim = token_dim
 
     def forward(self, tokens: Mapping[str, Tensor], grids: Grids) -> dict[str, Tensor]:
         missing = [g for g in tokens if g != "fusion" and g not in grids]
@@ -145,8 +140,7 @@ class SwinBackbone(nn.Module):
         out, grid = dict(tokens), {g: tuple(grids[g]) for g in tokens if g != "fusion"}
         for stage in self.stages:
             out, grid = stage(out, grid, self.rules, self.local_impl)
-        x, layout = concat_groups(out)
-        return split_groups(self.proj(self.norm(x)), layout, list(out))
+        return self.finish(out)
 
 
 def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
