@@ -53,6 +53,15 @@ def test_paper_presets_run_at_the_paper_input_shapes(name: str) -> None:
     assert {k: tuple(v.shape) for k, v in logits.items()} == {k: (1, 527) for k in ("audio", "video", "fusion", "global")}
 
 
+@pytest.mark.parametrize("backbone", ["vit", "swin", "hip"])
+def test_a_backbone_override_on_a_preset_picks_that_backbones_preset_of_the_same_size(backbone: str) -> None:
+    # a recipe's model.backbone on the tiny preset, with the tiny recipe's other overrides
+    cfg = preset_config("zorro_vit_tiny", backbone=backbone, fusion_tokens=4, n_mels=32, audio_frames=64)
+    assert cfg == preset_config(f"zorro_{backbone}_tiny", fusion_tokens=4)
+    assert preset_config("zorro_swin_b", backbone=backbone) == preset_config(
+        {"vit": "zorro_vit_b16", "swin": "zorro_swin_b", "hip": "zorro_hip_b"}[backbone])
+
+
 def test_preset_overrides_merge_extra_and_rederive() -> None:
     cfg = preset_config("zorro_swin_tiny", depth=6, extra={"head_dim": 8})
     o, _ = resolve_swin(cfg)
@@ -87,3 +96,28 @@ def test_too_few_tokens_for_the_hip_groups_raises_clearly() -> None:
 def test_vit_initialisation_refuses_other_backbones(tmp_path) -> None:
     with pytest.raises(ValueError, match="needs backbone 'vit', this model's is 'swin'"):
         load_vit_weights(build_model("zorro_swin_tiny"), tmp_path / "vit.pt")
+
+
+class _Encode(torch.nn.Module):
+    def __init__(self, model: Zorro) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.encode(audio=audio, video=video).values())
+
+
+@pytest.mark.parametrize("preset", ["zorro_swin_tiny", "zorro_hip_tiny"])
+def test_swin_and_hip_trace_with_torch_export_and_a_dynamic_batch(preset: str) -> None:
+    """ONNX export goes through ``torch.export``: the window geometry must come from the cache that the
+    builder fills for the configured shapes, not from index arithmetic traced at export time."""
+    torch.manual_seed(0)
+    model = build_model(preset, num_classes=0).eval()
+    x = model.example_inputs(batch=2)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(_Encode(model), (x["audio"], x["video"]),
+                                  dynamic_shapes=({0: batch}, {0: batch}))
+    y = model.example_inputs(batch=3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for got, want in zip(program.module()(y["audio"], y["video"]), _Encode(model)(y["audio"], y["video"]), strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)

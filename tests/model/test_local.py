@@ -34,8 +34,8 @@ def test_shifted_windows_roll_by_half_and_mask_wrapped_neighbours() -> None:
 
 
 def test_grids_that_are_not_a_multiple_of_the_window_are_padded() -> None:
-    index, mask = window_partition((3, 3), (2, 2), False)  # 9 marks padding
-    assert index.tolist() == [[0, 1, 3, 4], [2, 9, 5, 9], [6, 7, 9, 9], [8, 9, 9, 9]]
+    index, mask = window_partition((3, 3), (2, 2), False)  # -1 marks padding
+    assert index.tolist() == [[0, 1, 3, 4], [2, -1, 5, -1], [6, 7, -1, -1], [8, -1, -1, -1]]
     assert mask is not None
     assert torch.equal(mask[1], _m(["1010", "1111", "1010", "1111"]))  # padding keys off; padding rows free
 
@@ -43,7 +43,7 @@ def test_grids_that_are_not_a_multiple_of_the_window_are_padded() -> None:
 def test_windows_larger_than_the_grid_shrink_and_do_not_shift_there() -> None:
     # (2, 6) grid, (4, 4) windows: frequency shrinks to 2 (no shift), time shifts by 2 and pads to 8
     index, mask = window_partition((2, 6), (4, 4), True)
-    assert index.tolist() == [[2, 3, 4, 5, 8, 9, 10, 11], [12, 12, 0, 1, 12, 12, 6, 7]]
+    assert index.tolist() == [[2, 3, 4, 5, 8, 9, 10, 11], [-1, -1, 0, 1, -1, -1, 6, 7]]
     assert mask is not None and bool(mask[0].all())
     assert torch.equal(mask[1][2], _m(["00110011"])[0])  # token 0 reads 0, 1, 6, 7 only
     index3, mask3 = window_partition((2, 4, 4), (8, 2, 2), False)  # video: time window shrinks to 2
@@ -52,8 +52,8 @@ def test_windows_larger_than_the_grid_shrink_and_do_not_shift_there() -> None:
 
 
 def test_hip_groups_are_balanced_contiguous_chunks() -> None:
-    index, mask = group_partition(10, 3)  # 10 marks padding
-    assert index.tolist() == [[0, 1, 2, 3], [4, 5, 6, 10], [7, 8, 9, 10]]
+    index, mask = group_partition(10, 3)  # -1 marks padding
+    assert index.tolist() == [[0, 1, 2, 3], [4, 5, 6, -1], [7, 8, 9, -1]]
     assert mask is not None and mask.tolist() == [[True] * 4, [True, True, True, False], [True, True, True, False]]
     assert group_partition(8, 4)[1] is None
     with pytest.raises(ValueError, match="3 tokens cannot fill 4 groups"):

@@ -184,6 +184,14 @@ def backbone_problems(cfg: ShapeConfig) -> list[str]:
     return []
 
 
+def config_grids(cfg: Any) -> dict[str, tuple[int, ...]]:
+    """Patch grids of the configured input shapes: ``{'audio': (Fp, Tp), 'video': (Tp, Hp, Wp)}``."""
+    audio = (cfg.n_mels // cfg.audio_patch[0], cfg.audio_frames // cfg.audio_patch[1])
+    video = (cfg.frames // cfg.video_patch[0], cfg.image_size[0] // cfg.video_patch[1],
+             cfg.image_size[1] // cfg.video_patch[2])
+    return {"audio": audio, "video": video}
+
+
 def token_dim(cfg: ShapeConfig) -> int:
     """Width of the tokens the tokenizers and fusion tokens feed the backbone."""
     if cfg.backbone == "swin":

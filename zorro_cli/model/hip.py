@@ -28,16 +28,29 @@ What comes from where:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import cast
 
 import torch
 from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
-from .backbone_options import HiPOptions, resolve_hip
+from .backbone_options import HiPOptions, config_grids, resolve_hip
 from .config import ZorroConfig
 from .layers import AttentionPlan, Block, CrossAttention, concat_groups, drop_path_rates, split_groups
-from .local import LOCAL_IMPLS, LocalBackbone, LocalPlan, Partition, PlanImpl, group_partition, grouped_plan
+from .local import (
+    LOCAL_IMPLS,
+    LocalBackbone,
+    LocalPlan,
+    Partition,
+    PlanImpl,
+    Windows,
+    cached_windows,
+    group_partition,
+    grouped_plan,
+)
 from .masks import GROUPS, TokenLayout, has_fusion_stream
 
 
@@ -63,11 +76,30 @@ def _latent_partition(groups: int, k: int) -> Tensor:
     return torch.arange(groups * k, device="cpu").reshape(groups, k)  # [G,K]: group g owns latents g*K .. g*K+K-1
 
 
+def _cross_partition(n: int, groups: int, k: int) -> Partition:
+    k_index, key_mask = group_partition(n, groups)
+    q_index = _latent_partition(groups, k)
+    return q_index, k_index, (None if key_mask is None else key_mask[:, None, :].expand(-1, k, -1))
+
+
+def _self_partition(groups: int, k: int) -> Partition:
+    index = _latent_partition(groups, k)
+    return index, index, None
+
+
+def hip_windows(n: int, groups: int, k: int, device: torch.device) -> tuple[Windows, Windows]:
+    """(cross-attention, self-attention) groups of one modality: ``n`` inputs, ``groups`` x ``k`` latents."""
+    if n < groups:
+        raise ValueError(f"HiP: {n} tokens, fewer than the {groups} groups")
+    return (cached_windows(("hip-cross", n, groups, k), partial(_cross_partition, n, groups, k), device),
+            cached_windows(("hip-self", groups, k), partial(_self_partition, groups, k), device))
+
+
 def hip_plans(inputs: TokenLayout, latents: TokenLayout, groups: Mapping[str, int],
-              rules: Mapping[str, Sequence[str]]) -> tuple[LocalPlan, LocalPlan]:
+              rules: Mapping[str, Sequence[str]], device: torch.device | None = None) -> tuple[LocalPlan, LocalPlan]:
     """(cross-attention plan latents -> inputs, self-attention plan among latents) of one level."""
-    cross: dict[str, Partition] = {}
-    self_: dict[str, Partition] = {}
+    cross: dict[str, Windows] = {}
+    self_: dict[str, Windows] = {}
     for g, n_groups in groups.items():
         n, n_lat = inputs.sizes()[g], latents.sizes()[g]
         if n_lat == 0:
@@ -75,11 +107,7 @@ def hip_plans(inputs: TokenLayout, latents: TokenLayout, groups: Mapping[str, in
         if n < n_groups:
             raise ValueError(f"HiP: {g} has {n} tokens, fewer than its {n_groups} groups "
                              f"(use fewer extra.{g}_groups or larger inputs)")
-        k_index, key_mask = group_partition(n, n_groups)
-        q_index = _latent_partition(n_groups, n_lat // n_groups)
-        mask = None if key_mask is None else key_mask[:, None, :].expand(-1, q_index.shape[1], -1)
-        cross[g] = (q_index, k_index, mask)
-        self_[g] = (q_index, q_index, None)
+        cross[g], self_[g] = hip_windows(n, n_groups, n_lat // n_groups, device or torch.device("cpu"))
     return grouped_plan(latents, inputs, cross, rules), grouped_plan(latents, latents, self_, rules)
 
 
@@ -101,11 +129,20 @@ class HiPLevel(nn.Module):
         batch = inputs.shape[0]
         lat, lat_layout = concat_groups({g: self.latents[g].expand(batch, -1, -1)
                                          for g in GROUPS if g in tokens})  # [B,Nl,C]
-        cross, self_plan = (impl(p.to(inputs.device)) for p in hip_plans(in_layout, lat_layout, self.groups, rules))
+        cross, self_plan = (impl(p) for p in hip_plans(in_layout, lat_layout, self.groups, rules, inputs.device))
         lat = self.cross(lat, inputs, cross)
         for block in self.blocks:
             lat = block(lat, self_plan)
         return split_groups(lat, lat_layout, list(tokens))
+
+    def prepare(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Cache this level's groups for ``counts`` input tokens per modality; returns the latent counts."""
+        out = {}
+        for g, n in counts.items():
+            n_lat = self.latents[g].shape[0]
+            hip_windows(n, self.groups[g], n_lat // self.groups[g], torch.device("cpu"))
+            out[g] = n_lat
+        return out
 
 
 class HiPBackbone(LocalBackbone):
@@ -125,6 +162,13 @@ class HiPBackbone(LocalBackbone):
         for level in self.levels:
             out = level(out, self.rules, self.local_impl)
         return self.finish(out)
+
+    def prepare(self, grids: Mapping[str, tuple[int, ...]]) -> None:
+        """Build and cache every level's groups for inputs of these grids (``torch.export`` and ONNX
+        export trace a forward at these shapes through the cache)."""
+        counts = {g: math.prod(grid) for g, grid in grids.items()}
+        for level in cast(Sequence[HiPLevel], self.levels):
+            counts = level.prepare(counts)
 
 
 def _latents(*shape: int) -> nn.Parameter:
@@ -158,4 +202,7 @@ def build_hip_backbone(c: ZorroConfig) -> HiPBackbone:
         start += depth + 1
     last = o.widths[-1]
     proj: nn.Module = nn.Linear(last, c.dim) if last != c.dim else nn.Identity()
-    return HiPBackbone(levels, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention], o.widths[0])
+    backbone = HiPBackbone(levels, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention],
+                           o.widths[0])
+    backbone.prepare(config_grids(c))
+    return backbone

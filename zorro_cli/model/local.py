@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -38,14 +37,13 @@ from torch import Tensor, nn
 from .layers import AttentionPlan, DensePlan, concat_groups, split_groups
 from .masks import GROUPS, TokenLayout, self_attention_rules
 
-_CPU = torch.device("cpu")  # plans are built on the CPU (cached), then moved with ``LocalPlan.to``
+_CPU = torch.device("cpu")  # window geometries are built on the CPU, then cached per device
 
 
-@lru_cache(maxsize=256)
 def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool) -> tuple[Tensor, Tensor | None]:
     """Swin windows over a token grid -> ``(index [W, L], mask [W, L, L] | None)``.
 
-    ``index`` holds the flat token positions of each window (``prod(grid)`` marks a padding cell);
+    ``index`` holds the flat token positions of each window (-1 marks a padding cell);
     ``mask`` is True where a query may read a key (None: every pair of every window). [paper: Swin]
     A window larger than the grid along an axis shrinks to the grid and is not shifted there; a shifted
     partition rolls the grid by half a window (``torch.roll(x, -s)``) and masks pairs that the roll
@@ -67,7 +65,7 @@ def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bo
         index = index * g + orig
         region = (r >= p - w).long() + (r >= p - s).long() if s else torch.zeros_like(r)
         label = label * 3 + region
-    index = torch.where(real, index, math.prod(grid))
+    index = torch.where(real, index, -1)
     n_win = [p // w for p, w in zip(padded, win, strict=True)]
     dims = len(grid)
     split = [d for pair in zip(n_win, win, strict=True) for d in pair]  # [n0, w0, n1, w1, ...]
@@ -83,21 +81,20 @@ def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bo
     return index, mask | ~real[:, :, None]
 
 
-@lru_cache(maxsize=256)
 def group_partition(n: int, groups: int) -> tuple[Tensor, Tensor | None]:
     """HiP grouping: ``n`` tokens in ``groups`` contiguous chunks -> ``(index [G, L], key mask [G, L] | None)``.
 
     Chunks are balanced like ``torch.tensor_split`` (the first ``n % groups`` get one token more), in the
-    tokenizers' flattening order [paper: HiP groups contiguous chunks of the flattened input]; ``n`` marks a
+    tokenizers' flattening order [paper: HiP groups contiguous chunks of the flattened input]; -1 marks a
     padding cell. Raises when a chunk would be empty.
     """
     if n < groups:
         raise ValueError(f"{n} tokens cannot fill {groups} groups")
     length = math.ceil(n / groups)
-    index = torch.full((groups, length), n, dtype=torch.long, device=_CPU)
+    index = torch.full((groups, length), -1, dtype=torch.long, device=_CPU)
     for g, chunk in enumerate(torch.arange(n, device=_CPU).tensor_split(groups)):
         index[g, : len(chunk)] = chunk
-    real = index < n
+    real = index >= 0
     return index, (None if bool(real.all()) else real)
 
 
@@ -106,7 +103,7 @@ class WindowBatch:
     """Windows run by one SDPA call: all without a mask, or all with one.
 
     ``q_gather`` ``[W*Lq]`` / ``k_gather`` ``[W*Lk]`` gather the windows' queries / own keys; padding
-    cells read token 0 (masked as keys, discarded as queries). ``mask`` is ``[W, Lq, Lk + S]`` or None.
+    cells read token 0 (masked as keys, discarded as queries). ``mask`` is ``[W, Lq, Lk]`` or None.
     """
 
     q_gather: Tensor
@@ -127,86 +124,111 @@ class WindowBatch:
         qw = q.index_select(2, self.q_gather).view(B, H * W, Lq, Dh)
         kw = k.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
         vw = v.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
+        mask = self.mask
         if shared is not None:  # every window also reads the S shared keys
             S = shared[0].shape[2]
             kw, vw = (torch.cat([w, s[:, :, None].expand(B, H, W, S, Dh).reshape(B, H * W, S, Dh)], dim=2)
                       for w, s in zip((kw, vw), shared, strict=True))
-        mask = None if self.mask is None else self.mask.repeat(H, 1, 1)  # [H*W, Lq, Lk+S]
+            mask = None if mask is None else F.pad(mask, (0, S), value=True)
+        mask = None if mask is None else mask.repeat(H, 1, 1)  # [H*W, Lq, Lk+S]
         return F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask).view(B, H, W * Lq, Dh)
 
 
+Partition = tuple[Tensor, Tensor, Tensor | None]  # q_index [W,Lq], k_index [W,Lk], mask [W,Lq,Lk] | None
+
+
 @dataclass(frozen=True)
-class LocalPart:
-    """One modality's queries in windows: each reads its window's keys and the ``shared`` key range.
+class Windows:
+    """How one group's queries and keys sit in windows (Swin) or groups (HiP), ready to run.
 
     Execution: ``batches`` (windows needing no mask in one SDPA call, the rest in another: with shifted
     windows only the edge windows need one) and ``out_index`` ``[Nq]``, which puts each query's result
-    back in sequence order. Reference: ``q_index`` ``[W, Lq]`` / ``k_index`` ``[W, Lk]`` (relative to
-    ``q_span`` / ``k_span``; the span's length marks padding) and ``mask`` ``[W, Lq, Lk]`` or None.
+    back in sequence order. Reference: the :data:`Partition` it was made from (-1 marks padding).
     """
 
-    q_span: tuple[int, int]
-    k_span: tuple[int, int]
-    shared: tuple[int, int]
     batches: tuple[WindowBatch, ...]
     out_index: Tensor
     q_index: Tensor
     k_index: Tensor
     mask: Tensor | None
 
-    def to(self, device: torch.device) -> LocalPart:
+    def to(self, device: torch.device) -> Windows:
         return dataclasses.replace(self, batches=tuple(b.to(device) for b in self.batches),
                                    out_index=self.out_index.to(device))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,nq,Dh]
-        (qs, qe), (ks, ke), (s0, s1) = self.q_span, self.k_span, self.shared
-        shared = (k[:, :, s0:s1], v[:, :, s0:s1]) if s1 > s0 else None
-        outs = [b.attend(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke], shared) for b in self.batches]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # [B,H,W*Lq,Dh] in batch order
-        return out.index_select(2, self.out_index)
 
-    def allowed(self, n_q: int, n_k: int) -> Tensor:
-        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes (from the reference fields)."""
-        (qs, qe), (ks, ke) = self.q_span, self.k_span
-        W, Lq, Lk = self.q_index.shape[0], self.q_index.shape[1], self.k_index.shape[1]
-        qi = self.q_index[:, :, None].expand(W, Lq, Lk)
-        ki = self.k_index[:, None, :].expand(W, Lq, Lk)
-        ok = (qi < qe - qs) & (ki < ke - ks)
-        if self.mask is not None:
-            ok &= self.mask
-        out = torch.zeros(n_q, n_k, dtype=torch.bool, device=_CPU)
-        out[qs + qi[ok], ks + ki[ok]] = True
-        out[qs:qe, self.shared[0]:self.shared[1]] = True
-        return out
-
-
-def local_part(q_span: tuple[int, int], k_span: tuple[int, int], q_index: Tensor, k_index: Tensor,
-               mask: Tensor | None, shared: tuple[int, int]) -> LocalPart:
-    """Assemble a :class:`LocalPart`; ``mask`` is ``[W, Lq, Lk]`` (own keys only) or None."""
-    n_q, n_k, n_shared = q_span[1] - q_span[0], k_span[1] - k_span[0], shared[1] - shared[0]
+def make_windows(q_index: Tensor, k_index: Tensor, mask: Tensor | None) -> Windows:
+    """:class:`Windows` from a partition; every query must sit in exactly one window."""
     flat = q_index.flatten()
-    real = flat < n_q
-    if int(real.sum()) != n_q or not torch.equal(flat[real].sort().values, torch.arange(n_q, device=_CPU)):
+    n_q = int((flat >= 0).sum())
+    if not torch.equal(flat[flat >= 0].sort().values, torch.arange(n_q, device=_CPU)):
         raise ValueError("every query must sit in exactly one window")
     free = torch.ones(len(q_index), dtype=torch.bool, device=_CPU) if mask is None else mask.flatten(1).all(1)
     batches, order = [], []
     for ids in (free.nonzero().flatten(), (~free).nonzero().flatten()):
         if ids.numel() == 0:
             continue
-        m = None
-        if mask is not None and not bool(free[ids[0]]):
-            m = mask[ids]
-            if n_shared:
-                m = torch.cat([m, m.new_ones(*m.shape[:2], n_shared)], dim=2)
-        q_gather = torch.where(q_index[ids] < n_q, q_index[ids], 0).flatten()
-        k_gather = torch.where(k_index[ids] < n_k, k_index[ids], 0).flatten()
+        m = None if bool(free[ids[0]]) or mask is None else mask[ids]
+        q_gather, k_gather = (idx[ids].clamp(min=0).flatten() for idx in (q_index, k_index))
         batches.append(WindowBatch(q_gather, k_gather, m, ids.numel()))
         order.append(ids)
     flat = q_index[torch.cat(order)].flatten()  # the windows in batch order
-    real = flat < n_q
+    real = flat >= 0
     out_index = torch.empty(n_q, dtype=torch.long, device=_CPU)
     out_index[flat[real]] = torch.arange(flat.numel(), device=_CPU)[real]
-    return LocalPart(q_span, k_span, shared, tuple(batches), out_index, q_index, k_index, mask)
+    return Windows(tuple(batches), out_index, q_index, k_index, mask)
+
+
+_CACHE: dict[tuple[Hashable, str], Windows] = {}
+
+
+def cached_windows(key: Hashable, make: Callable[[], Partition], device: torch.device) -> Windows:
+    """The :class:`Windows` of a geometry ``key`` (e.g. grid, window, shift) on ``device``, built once.
+
+    Built on the CPU from ``make()`` the first time, then kept per device: a forward over geometries seen
+    before does no index arithmetic. ``torch.export`` (ONNX) traces through a cache hit only, which is why
+    the backbones ``prepare`` their configured geometries when they are built.
+    """
+    if len(_CACHE) > 1024:  # many input sizes: start again rather than grow without bound
+        _CACHE.clear()
+    found = _CACHE.get((key, str(device)))
+    if found is None:
+        base = _CACHE.get((key, "cpu"))
+        if base is None:
+            base = _CACHE[(key, "cpu")] = make_windows(*make())
+        found = _CACHE[(key, str(device))] = base.to(device)
+    return found
+
+
+@dataclass(frozen=True)
+class LocalPart:
+    """One group's queries in ``windows``: each reads its window's keys and the ``shared`` key range."""
+
+    q_span: tuple[int, int]
+    k_span: tuple[int, int]
+    shared: tuple[int, int]
+    windows: Windows
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,nq,Dh]
+        (qs, qe), (ks, ke), (s0, s1) = self.q_span, self.k_span, self.shared
+        shared = (k[:, :, s0:s1], v[:, :, s0:s1]) if s1 > s0 else None
+        outs = [b.attend(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke], shared) for b in self.windows.batches]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # [B,H,W*Lq,Dh] in batch order
+        return out.index_select(2, self.windows.out_index)
+
+    def allowed(self, n_q: int, n_k: int) -> Tensor:
+        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes (from the partition)."""
+        w = self.windows
+        W, Lq, Lk = w.q_index.shape[0], w.q_index.shape[1], w.k_index.shape[1]
+        qi = w.q_index[:, :, None].expand(W, Lq, Lk)
+        ki = w.k_index[:, None, :].expand(W, Lq, Lk)
+        ok = (qi >= 0) & (ki >= 0)
+        if w.mask is not None:
+            ok &= w.mask
+        out = torch.zeros(n_q, n_k, dtype=torch.bool, device=_CPU)
+        out[self.q_span[0] + qi[ok], self.k_span[0] + ki[ok]] = True
+        out[self.q_span[0]:self.q_span[1], self.shared[0]:self.shared[1]] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -216,11 +238,6 @@ class LocalPlan:
     parts: tuple[LocalPart | tuple[int, int, int, int], ...]
     n_q: int
     n_k: int
-
-    def to(self, device: torch.device) -> LocalPlan:
-        """The plan with its index tensors on ``device`` (built once per forward, shared by the blocks)."""
-        parts = tuple(p.to(device) if isinstance(p, LocalPart) else p for p in self.parts)
-        return LocalPlan(parts, self.n_q, self.n_k)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,Nq,Dh]
         outs = []
@@ -263,23 +280,20 @@ def _dense(plan: LocalPlan) -> AttentionPlan:
 # the reference (one masked SDPA over every pair).
 LOCAL_IMPLS: dict[str, PlanImpl] = {"block": _as_is, "dense": _dense}
 
-Partition = tuple[Tensor, Tensor, Tensor | None]  # q_index [W,Lq], k_index [W,Lk], mask [W,Lq,Lk] | None
 
-
-def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, partitions: Mapping[str, Partition],
+def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, windows: Mapping[str, Windows],
                  rules: Mapping[str, Sequence[str]]) -> LocalPlan:
-    """Plan under the module docstring's rule: a group with a partition reads its own keys window by
-    window plus, in full, the other groups its rule names; a group without one reads its rule's groups
+    """Plan under the module docstring's rule: a group with windows reads its own keys window by
+    window plus, in full, the other groups its rule names; a group without reads its rule's groups
     in full. Query groups present in ``q_layout`` only are planned."""
     parts: list[LocalPart | tuple[int, int, int, int]] = []
     for g in GROUPS:
         if q_layout.sizes()[g] == 0:
             continue
         present = [r for r in rules[g] if k_layout.sizes()[r] > 0]
-        if g in partitions:
-            q_index, k_index, mask = partitions[g]
+        if g in windows:
             shared = k_layout.key_range([r for r in present if r != g])
-            parts.append(local_part(q_layout.span(g), k_layout.span(g), q_index, k_index, mask, shared))
+            parts.append(LocalPart(q_layout.span(g), k_layout.span(g), shared, windows[g]))
         else:
             ks, ke = k_layout.key_range(present)
             if ke <= ks:

@@ -44,10 +44,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# One size, one preset per backbone: overriding ``backbone`` on a preset switches to its counterpart, so
+# that a recipe's ``model.backbone: swin`` on ``zorro_vit_tiny`` builds ``zorro_swin_tiny``'s shapes.
+COUNTERPARTS: tuple[dict[str, str], ...] = (
+    {"vit": "zorro_vit_tiny", "swin": "zorro_swin_tiny", "hip": "zorro_hip_tiny"},
+    {"vit": "zorro_vit_b16", "swin": "zorro_swin_b", "hip": "zorro_hip_b"},
+)
+
+
 def preset_config(name: str, **overrides: Any) -> ZorroConfig:
-    """The ``ZorroConfig`` of a preset with ``overrides`` applied."""
+    """The ``ZorroConfig`` of a preset with ``overrides`` applied (``backbone``: see :data:`COUNTERPARTS`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; expected one of {', '.join(sorted(PRESETS))}")
+    backbone = overrides.get("backbone")
+    if backbone is not None and backbone != PRESETS[name].get("backbone", "vit"):
+        name = next((f[backbone] for f in COUNTERPARTS if name in f.values() and backbone in f), name)
     base = PRESETS[name]
     if "extra" in overrides:
         overrides = {**overrides, "extra": {**base.get("extra", {}), **overrides["extra"]}}

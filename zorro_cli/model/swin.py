@@ -29,14 +29,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import cast
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbone_options import resolve_swin
+from .backbone_options import config_grids, resolve_swin
 from .config import ZorroConfig
 from .layers import Block, concat_groups, drop_path_rates, split_groups
-from .local import LOCAL_IMPLS, LocalBackbone, LocalPlan, Partition, PlanImpl, grouped_plan, window_partition
+from .local import (
+    LOCAL_IMPLS,
+    LocalBackbone,
+    LocalPlan,
+    Partition,
+    PlanImpl,
+    Windows,
+    cached_windows,
+    grouped_plan,
+    window_partition,
+)
 from .masks import TokenLayout, has_fusion_stream
 
 Grids = Mapping[str, tuple[int, ...]]
@@ -62,12 +75,16 @@ class PatchMerging(nn.Module):
         x = x.reshape(B, *grid, C)
         if any(pads):
             x = F.pad(x, [0, 0] + [p for pad in reversed(pads) for p in (0, pad)])
-        new = tuple((g + p) // f for g, p, f in zip(grid, pads, self.factors, strict=True))
+        new = self.output_grid(grid)
         dims = len(grid)
         x = x.reshape(B, *[d for pair in zip(new, self.factors, strict=True) for d in pair], C)
         x = x.permute(0, *range(1, 2 * dims, 2), *range(2, 2 * dims + 1, 2), 2 * dims + 1)  # [B,*new,*f,C]
         x = x.reshape(B, math.prod(new), math.prod(self.factors) * C)
         return self.reduction(self.norm(x)), new
+
+    def output_grid(self, grid: tuple[int, ...]) -> tuple[int, ...]:
+        """The grid after merging (odd extents round up)."""
+        return tuple(-(-g // f) for g, f in zip(grid, self.factors, strict=True))
 
 
 class GroupMerging(nn.Module):
@@ -88,16 +105,26 @@ class GroupMerging(nn.Module):
         return out, new
 
 
+def _swin_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool) -> Partition:
+    index, mask = window_partition(grid, window, shifted)
+    return index, index, mask
+
+
+def swin_windows(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool, device: torch.device) -> Windows:
+    """The (cached) windows of one modality's grid."""
+    key = (tuple(grid), tuple(window), shifted)
+    return cached_windows(("swin", *key), partial(_swin_partition, *key), device)
+
+
 def swin_plan(layout: TokenLayout, grids: Grids, windows: Mapping[str, tuple[int, ...]], shifted: bool,
-              rules: Mapping[str, Sequence[str]]) -> LocalPlan:
+              rules: Mapping[str, Sequence[str]], device: torch.device | None = None) -> LocalPlan:
     """Self-attention plan of one Swin block kind: each modality in its (shifted) windows, fusion global."""
-    partitions: dict[str, Partition] = {}
+    parts: dict[str, Windows] = {}
     for g, grid in grids.items():
         if math.prod(grid) != layout.sizes()[g]:
             raise ValueError(f"{g}: {layout.sizes()[g]} tokens do not fill grid {tuple(grid)}")
-        index, mask = window_partition(tuple(grid), tuple(windows[g]), shifted)
-        partitions[g] = (index, index, mask)
-    return grouped_plan(layout, layout, partitions, rules)
+        parts[g] = swin_windows(grid, windows[g], shifted, device or torch.device("cpu"))
+    return grouped_plan(layout, layout, parts, rules)
 
 
 class SwinStage(nn.Module):
@@ -114,11 +141,20 @@ class SwinStage(nn.Module):
                 impl: PlanImpl) -> tuple[dict[str, Tensor], dict[str, tuple[int, ...]]]:
         x, layout = concat_groups(tokens)  # [B,N,C]
         kinds = (False, True)[: len(self.blocks)]
-        plans = [impl(swin_plan(layout, grids, self.windows, shifted, rules).to(x.device)) for shifted in kinds]
+        plans = [impl(swin_plan(layout, grids, self.windows, shifted, rules, x.device)) for shifted in kinds]
         for i, block in enumerate(self.blocks):
             x = block(x, plans[i % 2])
         out = split_groups(x, layout, list(tokens))
         return self.merge(out, grids) if self.merge is not None else (out, dict(grids))
+
+    def prepare(self, grids: Grids) -> dict[str, tuple[int, ...]]:
+        """Cache this stage's windows for ``grids``; returns the grids after merging."""
+        for g, grid in grids.items():
+            for shifted in (False, True)[: len(self.blocks)]:
+                swin_windows(grid, self.windows[g], shifted, torch.device("cpu"))
+        if self.merge is None:
+            return dict(grids)
+        return {g: cast(PatchMerging, self.merge.merges[g]).output_grid(grid) for g, grid in grids.items()}
 
 
 class SwinBackbone(LocalBackbone):
@@ -142,6 +178,13 @@ class SwinBackbone(LocalBackbone):
             out, grid = stage(out, grid, self.rules, self.local_impl)
         return self.finish(out)
 
+    def prepare(self, grids: Grids) -> None:
+        """Build and cache the window geometry of every stage for these input grids (``torch.export``
+        and ONNX export trace a forward at these shapes through the cache)."""
+        grid = dict(grids)
+        for stage in cast(Sequence[SwinStage], self.stages):
+            grid = stage.prepare(grid)
+
 
 def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
     """The Swin backbone of a config (options resolved by :func:`.backbone_options.resolve_swin`)."""
@@ -163,4 +206,7 @@ def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
         stages.append(SwinStage(blocks, windows, merge))
     last = o.widths[-1]
     proj: nn.Module = nn.Linear(last, c.dim) if last != c.dim else nn.Identity()
-    return SwinBackbone(stages, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention], o.widths[0])
+    backbone = SwinBackbone(stages, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention],
+                            o.widths[0])
+    backbone.prepare(config_grids(c))
+    return backbone
