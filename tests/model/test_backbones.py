@@ -68,6 +68,16 @@ def test_preset_overrides_merge_extra_and_rederive() -> None:
     assert cfg.extra["audio_window"] == [4, 4] and o.depths == (2, 4) and o.heads == (4, 8)
 
 
+@pytest.mark.parametrize(("preset", "extra"), [("zorro_swin_tiny", {"embed_dim": 16}),
+                                               ("zorro_hip_tiny", {"widths": [16, 48]})])
+def test_a_last_width_other_than_dim_is_projected_to_dim(preset: str, extra: dict) -> None:
+    model = build_model(preset, extra=extra).eval()
+    assert isinstance(model.backbone.proj, torch.nn.Linear) and model.backbone.proj.out_features == 64
+    with torch.no_grad():
+        feats = model.forward_features(**model.example_inputs(batch=1))
+    assert {t.shape[-1] for t in feats.values()} == {64}
+
+
 @pytest.mark.parametrize(("kw", "message"), [
     (dict(backbone="swin", extra={"window": [8, 8]}), "extra.window: not an option of backbone 'swin'; did you mean"),
     (dict(backbone="vit", extra={"stages": 4}), "extra.stages: not an option of backbone 'vit'"),

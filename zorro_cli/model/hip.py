@@ -50,6 +50,7 @@ from .local import (
     cached_windows,
     group_partition,
     grouped_plan,
+    output_layers,
 )
 from .masks import GROUPS, TokenLayout, has_fusion_stream
 
@@ -200,9 +201,7 @@ def build_hip_backbone(c: ZorroConfig) -> HiPBackbone:
     for i, depth in enumerate(o.depths):
         levels.append(_level(c, o, i, rates[start:start + depth + 1]))
         start += depth + 1
-    last = o.widths[-1]
-    proj: nn.Module = nn.Linear(last, c.dim) if last != c.dim else nn.Identity()
-    backbone = HiPBackbone(levels, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention],
+    backbone = HiPBackbone(levels, *output_layers(o.widths[-1], c.dim), c.masking, LOCAL_IMPLS[c.attention],
                            o.widths[0])
     backbone.prepare(config_grids(c))
     return backbone

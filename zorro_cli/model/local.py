@@ -18,9 +18,11 @@ window and a video window, so "no mask" means the whole other modality; this cos
 the price of input-level fusion). The fusion group has no locality: its queries read every key of
 every group its rule names (one block of :class:`.layers.BlockPlan`).
 
-:class:`LocalPlan` computes exactly those pairs: tokens are gathered into windows by index, one SDPA
-call per modality with a boolean mask only where windows are shifted or padded. :meth:`LocalPlan.dense`
-is the reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal).
+:class:`LocalPlan` computes exactly those pairs: tokens are gathered into windows by index and the
+windows run as extra attention heads, in at most two SDPA calls per modality (the windows that need no
+mask, and the shifted or padded edge windows with a boolean mask). :meth:`LocalPlan.dense` is the
+reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal). Window geometry depends only
+on shapes and is cached (:func:`cached_windows`), so a forward does no index arithmetic.
 """
 
 from __future__ import annotations
@@ -300,6 +302,12 @@ def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, windows: Mapping[
                 raise ValueError(f"{g} queries read no keys (groups {tuple(rules[g])}) in {k_layout}")
             parts.append((*q_layout.span(g), ks, ke))
     return LocalPlan(tuple(parts), q_layout.total, k_layout.total)
+
+
+def output_layers(width: int, dim: int) -> tuple[nn.LayerNorm, nn.Module]:
+    """The final LayerNorm at the last stage/level's ``width`` and the projection to the decoder's ``dim``
+    (identity when they agree) [choice: a linear projection, only when the widths differ]."""
+    return nn.LayerNorm(width, eps=1e-6), (nn.Linear(width, dim) if width != dim else nn.Identity())
 
 
 class LocalBackbone(nn.Module):

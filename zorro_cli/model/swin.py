@@ -48,6 +48,7 @@ from .local import (
     Windows,
     cached_windows,
     grouped_plan,
+    output_layers,
     window_partition,
 )
 from .masks import TokenLayout, has_fusion_stream
@@ -204,9 +205,7 @@ def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
                 merges["fusion"] = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width))
             merge = GroupMerging(merges)
         stages.append(SwinStage(blocks, windows, merge))
-    last = o.widths[-1]
-    proj: nn.Module = nn.Linear(last, c.dim) if last != c.dim else nn.Identity()
-    backbone = SwinBackbone(stages, nn.LayerNorm(last, eps=1e-6), proj, c.masking, LOCAL_IMPLS[c.attention],
+    backbone = SwinBackbone(stages, *output_layers(o.widths[-1], c.dim), c.masking, LOCAL_IMPLS[c.attention],
                             o.widths[0])
     backbone.prepare(config_grids(c))
     return backbone
