@@ -1,6 +1,6 @@
-"""The Zorro model library: masks, tokenizers, backbone, decoder, heads, losses, initialisation, I/O."""
+"""The Zorro model library: masks, tokenizers, backbones (ViT, Swin, HiP), decoder, heads, losses, init, I/O."""
 
-from .config import ZorroConfig
+from .config import BACKBONES, ZorroConfig
 from .init import load_vit_weights
 from .losses import contrastive_loss, info_nce, supervised_loss
 from .masks import MASKINGS, OUTPUTS, TokenLayout, decoder_mask, self_attention_mask
@@ -9,6 +9,7 @@ from .pretrained import load_pretrained, save_pretrained
 from .zorro import Zorro
 
 __all__ = [
+    "BACKBONES",
     "MASKINGS",
     "OUTPUTS",
     "PRESETS",

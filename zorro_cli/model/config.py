@@ -6,10 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backbone_options import backbone_problems
 from .masks import MASKINGS
 
-BACKBONES: tuple[str, ...] = ("vit",)
+BACKBONES: tuple[str, ...] = ("vit", "swin", "hip")
 ATTENTION_IMPLS: tuple[str, ...] = ("block", "dense")
+
+
+def _plain(x: Any) -> Any:
+    """Tuples -> lists, recursively: ``extra`` compares equal after a JSON round trip."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return [_plain(v) for v in x] if isinstance(x, list | tuple) else x
 
 
 def _pair(x: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
@@ -19,6 +27,11 @@ def _pair(x: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
 @dataclass(frozen=True)
 class ZorroConfig:
     """Shapes and options of a Zorro model. Paper values are the ViT-B/16 ones (see ``presets``).
+
+    ``backbone`` picks ViT, Swin or HiP blocks under the same masks. ``dim`` is the width of the output
+    tokens, the decoder, heads and projectors (for ViT also the token width), ``heads`` the decoder's
+    (and ViT's) heads, ``depth`` the number of self-attention blocks. Swin/HiP options live in ``extra``
+    and are derived from ``dim``/``depth`` where left out (see :mod:`.backbone_options`).
 
     ``audio_frames`` is the spectrogram length (time frames) and ``frames`` the number of video frames
     the position tables are sized for; other input sizes are interpolated. ``num_classes = 0`` builds no
@@ -52,6 +65,7 @@ class ZorroConfig:
         object.__setattr__(self, "image_size", _pair(self.image_size))
         object.__setattr__(self, "audio_patch", _pair(self.audio_patch))
         object.__setattr__(self, "video_patch", tuple(int(v) for v in self.video_patch))
+        object.__setattr__(self, "extra", _plain(self.extra))
         problems = self.problems()
         if problems:
             raise ValueError("invalid ZorroConfig: " + "; ".join(problems))
@@ -77,6 +91,10 @@ class ZorroConfig:
             out.append(f"attention: expected one of {', '.join(ATTENTION_IMPLS)}, got {self.attention!r}")
         if self.backbone not in BACKBONES:
             out.append(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        elif not isinstance(self.extra, dict):
+            out.append(f"extra: expected a mapping of backbone options, got {self.extra!r}")
+        else:
+            out.extend(backbone_problems(self))
         if len(self.video_patch) != 3:
             out.append(f"video_patch: expected (t, h, w), got {self.video_patch}")
         if not 0 <= self.drop_path < 1:

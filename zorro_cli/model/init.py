@@ -71,6 +71,8 @@ def _spatial_pos(sd: dict[str, Tensor], path: str) -> Tensor:
 
 def load_vit_weights(model: Zorro, path: str | Path) -> InitReport:
     """Copy a timm-layout ViT state dict from ``path`` into ``model`` (see module docstring)."""
+    if model.config.backbone != "vit":
+        raise ValueError(f"ViT initialisation needs backbone 'vit', this model's is {model.config.backbone!r}")
     sd = read_state_dict(path)
     report = InitReport()
     dim = model.config.dim

@@ -82,6 +82,22 @@ def dense_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]
     return DensePlan(mask)
 
 
+def drop_path_rates(rate: float, n: int) -> list[float]:
+    """Stochastic-depth rates rising linearly from 0 to ``rate`` over ``n`` blocks (as timm's ViT)."""
+    return [rate * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+
+
+def concat_groups(tokens: Mapping[str, Tensor]) -> tuple[Tensor, TokenLayout]:
+    """``{group: [B,Ng,D]}`` -> ``[B,N,D]`` in ``audio, fusion, video`` order, and its layout."""
+    sizes = {g: (tokens[g].shape[1] if g in tokens else 0) for g in GROUPS}
+    return torch.cat([tokens[g] for g in GROUPS if g in tokens], dim=1), TokenLayout(**sizes)
+
+
+def split_groups(x: Tensor, layout: TokenLayout, groups: Sequence[str]) -> dict[str, Tensor]:
+    """Inverse of :func:`concat_groups` for the ``groups`` wanted: ``[B,N,D]`` -> ``{group: [B,Ng,D]}``."""
+    return {g: x[:, slice(*layout.span(g))] for g in groups}
+
+
 def self_attention_rows(layout: TokenLayout, rules: Mapping[str, Sequence[str]]) -> list[tuple[int, int, Sequence[str]]]:
     """Rows for the backbone's self-attention: each group's queries read the groups its rule names."""
     return [(*layout.span(g), rules[g]) for g in GROUPS]

@@ -1,4 +1,4 @@
-"""Zorro: one transformer over audio, fusion and video tokens, four masked outputs.
+"""Zorro: one masked transformer backbone (ViT, Swin or HiP) over audio, fusion and video tokens, four outputs.
 
 Legend: B batch, N tokens, D width, C classes, Q output queries.
 
@@ -7,6 +7,12 @@ Legend: B batch, N tokens, D width, C classes, Q output queries.
     video [B,3,T,H,W] -> VideoTokenizer -> [B,Nv,D] --+        -> {audio, fusion, video} tokens
     -> OutputDecoder: 4 learned queries, one masked cross-attention -> o_A, o_V, o_F, o_G  [B,D] each
     -> ClassifierHeads (one linear per output) -> logits; Projectors -> contrastive embeddings
+
+The backbone protocol: ``backbone(tokens, grids) -> tokens`` with ``tokens = {group: [B,Ng,C0]}``
+(C0 = the backbone's ``token_dim``) and ``grids = {modality: patch grid}`` (audio ``(Fp, Tp)``, video
+``(Tp, Hp, Wp)``; Swin's windows need them, ViT and HiP ignore them); it returns ``{group: [B,Ng',D]}``
+after its final norm, D = ``config.dim`` (Swin merges and HiP compresses tokens, so Ng' may be smaller).
+:data:`BACKBONE_BUILDERS` builds it from ``config.backbone`` (``vit`` | ``swin`` | ``hip``).
 
 Either modality may be missing. Under ``zorro`` and ``independent`` the audio stream never reads another
 group, so with video absent only the audio tokens run (the unimodal path) and o_A is exactly what the
@@ -21,11 +27,23 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from .backbone_options import token_dim
 from .config import ZorroConfig
 from .heads import ClassifierHeads, Projectors
-from .layers import AttentionPlan, Block, CrossAttentionBlock, block_plan, dense_plan, self_attention_rows
+from .hip import build_hip_backbone
+from .layers import (
+    AttentionPlan,
+    Block,
+    CrossAttentionBlock,
+    block_plan,
+    concat_groups,
+    dense_plan,
+    drop_path_rates,
+    self_attention_rows,
+    split_groups,
+)
+from .local import LOCAL_IMPLS
 from .masks import (
-    GROUPS,
     OUTPUTS,
     TokenLayout,
     available_outputs,
@@ -34,27 +52,19 @@ from .masks import (
     present_groups,
     self_attention_rules,
 )
+from .swin import build_swin_backbone
 from .tokenizers import AudioTokenizer, VideoTokenizer
 
 PlanBuilder = Callable[[TokenLayout, Sequence[tuple[int, int, Sequence[str]]]], AttentionPlan]
 PLAN_BUILDERS: dict[str, PlanBuilder] = {"block": block_plan, "dense": dense_plan}
 
 
-def _concat(tokens: Mapping[str, Tensor]) -> tuple[Tensor, TokenLayout]:
-    """``{group: [B,Ng,D]}`` -> ``[B,N,D]`` in ``audio, fusion, video`` order, and its layout."""
-    sizes = {g: (tokens[g].shape[1] if g in tokens else 0) for g in GROUPS}
-    return torch.cat([tokens[g] for g in GROUPS if g in tokens], dim=1), TokenLayout(**sizes)
-
-
-def _split(x: Tensor, layout: TokenLayout, groups: Sequence[str]) -> dict[str, Tensor]:
-    return {g: x[:, slice(*layout.span(g))] for g in groups}
-
-
 class ViTBackbone(nn.Module):
     """Pre-norm ViT blocks over the concatenated groups, with the masking configuration's rules.
 
-    ``forward({group: [B,Ng,D]}) -> {group: [B,Ng,D]}`` (after the final LayerNorm). The attention plan
-    is built once per call from the groups present and shared by every block.
+    ``forward({group: [B,Ng,D]}, grids=None) -> {group: [B,Ng,D]}`` (after the final LayerNorm; the
+    grids are not needed). The attention plan is built once per call from the groups present and shared
+    by every block.
     """
 
     def __init__(self, blocks: Sequence[Block], dim: int, masking: str, plan_builder: PlanBuilder,
@@ -64,13 +74,25 @@ class ViTBackbone(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.rules = self_attention_rules(masking)
         self.plan_builder = plan_builder
+        self.token_dim = dim
 
-    def forward(self, tokens: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        x, layout = _concat(tokens)  # [B,N,D]
+    def forward(self, tokens: Mapping[str, Tensor],
+                grids: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, Tensor]:
+        x, layout = concat_groups(tokens)  # [B,N,D]
         plan = self.plan_builder(layout, self_attention_rows(layout, self.rules))
         for block in self.blocks:
             x = block(x, plan)
-        return _split(self.norm(x), layout, list(tokens))
+        return split_groups(self.norm(x), layout, list(tokens))
+
+
+def build_vit_backbone(c: ZorroConfig) -> ViTBackbone:
+    """The ViT backbone of a config: ``depth`` shared pre-norm blocks (drop-path rising linearly)."""
+    blocks = [Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, r) for r in drop_path_rates(c.drop_path, c.depth)]
+    return ViTBackbone(blocks, c.dim, c.masking, PLAN_BUILDERS[c.attention])
+
+
+BACKBONE_BUILDERS: dict[str, Callable[[ZorroConfig], nn.Module]] = {
+    "vit": build_vit_backbone, "swin": build_swin_backbone, "hip": build_hip_backbone}
 
 
 class OutputDecoder(nn.Module):
@@ -87,7 +109,7 @@ class OutputDecoder(nn.Module):
         self.plan_builder = plan_builder
 
     def forward(self, tokens: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, Tensor]:
-        x, layout = _concat(tokens)  # [B,N,D]
+        x, layout = concat_groups(tokens)  # [B,N,D]
         index = [self.names.index(o) for o in outputs]
         rows = [(i, i + 1, [g for g in self.rules[o] if g in tokens]) for i, o in enumerate(outputs)]
         plan = self.plan_builder(layout, rows)
@@ -99,7 +121,8 @@ class OutputDecoder(nn.Module):
 class Zorro(nn.Module):
     """The Zorro masked multimodal transformer (see the module docstring for the data flow).
 
-    Submodules may be passed in already built; those left out are built from ``config``.
+    Submodules may be passed in already built; those left out are built from ``config`` (the backbone by
+    :data:`BACKBONE_BUILDERS`; tokenizers and fusion tokens at the backbone's token width).
     """
 
     def __init__(self, config: ZorroConfig, *, audio_tokenizer: nn.Module | None = None,
@@ -108,16 +131,13 @@ class Zorro(nn.Module):
         super().__init__()
         c = self.config = config
         plan_builder = PLAN_BUILDERS[c.attention]
-        self.audio_tokenizer = audio_tokenizer or AudioTokenizer(c.dim, c.n_mels, c.audio_frames, c.audio_patch)
-        self.video_tokenizer = video_tokenizer or VideoTokenizer(c.dim, c.frames, c.image_size, c.video_patch)
+        width = token_dim(c)  # ViT: dim; Swin/HiP: the first stage/level's width
+        self.audio_tokenizer = audio_tokenizer or AudioTokenizer(width, c.n_mels, c.audio_frames, c.audio_patch)
+        self.video_tokenizer = video_tokenizer or VideoTokenizer(width, c.frames, c.image_size, c.video_patch)
         n_fusion = c.fusion_tokens if has_fusion_stream(c.masking) else 0
-        self.fusion = nn.Parameter(torch.zeros(1, n_fusion, c.dim))  # [1,Nf,D]; learned, its own position
+        self.fusion = nn.Parameter(torch.zeros(1, n_fusion, width))  # [1,Nf,C0]; learned, its own position
         nn.init.trunc_normal_(self.fusion, std=0.02)
-        if backbone is None:
-            rates = torch.linspace(0, c.drop_path, c.depth).tolist()
-            blocks = [Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, r) for r in rates]
-            backbone = ViTBackbone(blocks, c.dim, c.masking, plan_builder)
-        self.backbone = backbone
+        self.backbone = BACKBONE_BUILDERS[c.backbone](c) if backbone is None else backbone
         self.decoder = decoder or OutputDecoder(
             CrossAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias), c.dim, c.masking, c.fusion_reads,
             plan_builder)
@@ -139,10 +159,12 @@ class Zorro(nn.Module):
 
     def set_attention(self, impl: str) -> None:
         """Switch every attention between ``"block"`` (skip masked blocks) and ``"dense"`` (reference)."""
-        builder = PLAN_BUILDERS[impl]
+        builder, local = PLAN_BUILDERS[impl], LOCAL_IMPLS[impl]
         for m in self.modules():
             if hasattr(m, "plan_builder"):
                 m.plan_builder = builder  # type: ignore[assignment]
+            if hasattr(m, "local_impl"):  # Swin / HiP backbones
+                m.local_impl = local  # type: ignore[assignment]
 
     # ---- forward ------------------------------------------------------------------------------
     def tokenize(self, audio: Tensor | None, video: Tensor | None) -> dict[str, Tensor]:
@@ -160,9 +182,18 @@ class Zorro(nn.Module):
             tokens["video"] = self.video_tokenizer(video)
         return {g: tokens[g] for g in groups}
 
+    def token_grids(self, audio: Tensor | None, video: Tensor | None) -> dict[str, tuple[int, ...]]:
+        """Patch grid of each modality given: ``{'audio': (Fp, Tp), 'video': (Tp, Hp, Wp)}``."""
+        grids: dict[str, tuple[int, ...]] = {}
+        if audio is not None:
+            grids["audio"] = self.audio_tokenizer.input_grid(audio)  # type: ignore[operator]
+        if video is not None:
+            grids["video"] = self.video_tokenizer.input_grid(video)  # type: ignore[operator]
+        return grids
+
     def forward_features(self, audio: Tensor | None = None, video: Tensor | None = None) -> dict[str, Tensor]:
-        """Backbone output tokens per group: ``{'audio': [B,Na,D], 'fusion': [B,Nf,D], 'video': [B,Nv,D]}``."""
-        return self.backbone(self.tokenize(audio, video))
+        """Backbone output tokens per group: ``{'audio': [B,Na',D], 'fusion': [B,Nf',D], 'video': [B,Nv',D]}``."""
+        return self.backbone(self.tokenize(audio, video), self.token_grids(audio, video))
 
     def encode(self, audio: Tensor | None = None, video: Tensor | None = None) -> dict[str, Tensor]:
         """The outputs computable from the inputs given: ``{'audio','video','fusion','global'} -> [B,D]``."""
