@@ -227,11 +227,12 @@ def preprocess(
 @app.command()
 def demo(out: Path = typer.Option(Path("zorro-demo"), "--out", help="Folder for everything the demo makes."),
          onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Also export ONNX (needs the export extra)."),
+         backbone: str = typer.Option("vit", "--backbone", help="vit, swin or hip (the tiny preset of each)."),
          json_out: Path = JSON_OPT) -> None:
     """Synthesise a small audio-visual dataset, then preprocess, pretrain, finetune, evaluate and export."""
     from . import demo as stage
 
-    _guard(lambda: stage.run(out, onnx=onnx), json_out)
+    _guard(lambda: stage.run(out, onnx=onnx, backbone=backbone), json_out)
 
 
 @app.command()

@@ -26,8 +26,8 @@ def _stage(console: Console, title: str) -> float:
     return time.perf_counter()
 
 
-def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: int = 60,
-        finetune_steps: int = 120, onnx: bool = True, seed: int = 0) -> dict[str, Any]:
+def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: int = 150,
+        finetune_steps: int = 400, onnx: bool = True, seed: int = 0, backbone: str = "vit") -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (metrics per head and where things are)."""
     from . import evaluate, export, finetune, pretrain
     from .data.synth import make_synthetic_dataset
@@ -42,18 +42,18 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
     times["synthesise"] = time.perf_counter() - t
 
     t = _stage(console, "2/6 preprocess")
-    recipe = load_recipe("tiny", [f"train.seed={seed}"])
+    common = [f"train.seed={seed}", f"model.backbone={backbone}"]
+    recipe = load_recipe("tiny", common)
     preprocess(recipe.preprocess, Job((manifest,), "generic", out / "media", out / "cache", workers=2))
     times["preprocess"] = time.perf_counter() - t
 
     t = _stage(console, "3/6 pretrain (contrastive)")
-    pre = pretrain.run(load_recipe("tiny", [f"train.max_steps={pretrain_steps}", "train.lr=2e-3",
-                                            "data.val_split=test", f"train.seed={seed}"]),
+    pre = pretrain.run(load_recipe("tiny", [f"train.max_steps={pretrain_steps}", "train.lr=2e-3", *common]),
                        out / "cache", out / "pretrain", resume="auto", command=("zorro", "demo"))
     times["pretrain"] = time.perf_counter() - t
 
     t = _stage(console, "4/6 finetune (supervised, four heads)")
-    ft = finetune.run(load_recipe("tiny", [f"train.max_steps={finetune_steps}", f"train.seed={seed}"]),
+    ft = finetune.run(load_recipe("tiny", [f"train.max_steps={finetune_steps}", *common]),
                       out / "cache", out / "finetune", init=str(out / "pretrain"), resume="auto",
                       command=("zorro", "demo"))
     times["finetune"] = time.perf_counter() - t
@@ -79,7 +79,7 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
                "export": str(out / "export"), "files": sorted({f for e in exports for f in e["files"]}),
                "heads": {k: {h: m["top1"] for h, m in r["heads"].items()} for k, r in results.items()},
                "clips": {k: r["num_clips"] for k, r in results.items()},
-               "chance": 1 / classes, "seconds": {k: round(v, 1) for k, v in times.items()}}
+               "backbone": backbone, "chance": 1 / classes, "seconds": {k: round(v, 1) for k, v in times.items()}}
     _final_table(console, summary)
     return summary
 
@@ -91,7 +91,7 @@ def _onnx_available() -> bool:
 
 
 def _final_table(console: Console, summary: dict[str, Any]) -> None:
-    table = Table(title=f"zorro demo: top-1 per head (chance {summary['chance']:.2f})")
+    table = Table(title=f"zorro demo ({summary['backbone']}): top-1 per head (chance {summary['chance']:.2f})")
     table.add_column("inputs")
     for head in ("audio", "video", "fusion", "global"):
         table.add_column(head, justify="right")

@@ -100,7 +100,7 @@ def test_bad_backbone_options_are_reported_with_their_key(kw: dict, message: str
 def test_too_few_tokens_for_the_hip_groups_raises_clearly() -> None:
     model = build_model("zorro_hip_tiny", extra={"audio_groups": [4, 1]})
     with pytest.raises(ValueError, match="audio has 2 tokens, fewer than its 4 groups"):
-        model.encode(audio=torch.randn(1, 1, 4, 8))
+        model.encode(audio=torch.randn(1, 1, 8, 16))
 
 
 def test_vit_initialisation_refuses_other_backbones(tmp_path) -> None:

@@ -128,7 +128,7 @@ def test_unimodal_path_runs_only_the_audio_tokens(backbone: str) -> None:
     with torch.no_grad():
         m.encode(audio=x["audio"])
         m.encode(**x)
-    n_audio, n_video = {"vit": (8, 16), "swin": (128, 128), "hip": (128, 128)}[backbone]
+    n_audio, n_video = {"vit": (8, 16), "swin": (128, 128), "hip": (32, 128)}[backbone]
     assert seen == [{"audio": n_audio}, {"audio": n_audio, "fusion": 4, "video": n_video}]
 
 

@@ -27,3 +27,12 @@ def test_no_decay_on_norms_biases_tables_and_tokens() -> None:
     assert {"backbone.blocks.0.attn.qkv.weight", "audio_tokenizer.proj.weight", "heads.heads.audio.weight"} <= d
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert len(d) + len(nd) == sum(p.requires_grad for p in model.parameters())  # τ is fixed by default
+
+
+def test_hip_latents_get_no_decay() -> None:
+    model = build_model("zorro_hip_tiny", num_classes=3)
+    _, no_decay = parameter_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    nd = {names[id(p)] for p in no_decay["params"]}
+    assert {"backbone.levels.0.latents.audio", "backbone.levels.0.latents.video",
+            "backbone.levels.0.latents.fusion"} <= nd

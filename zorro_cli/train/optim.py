@@ -8,8 +8,11 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-# Parameters that are not weight matrices: no weight decay (norms, biases, position tables, learned tokens).
-_NO_DECAY_NAMES = ("pos", "fusion", "queries", "log_temperature")
+def is_table_or_token(name: str) -> bool:
+    """Position tables, learned tokens, queries and latents (and τ): embeddings, not weight matrices."""
+    parts = name.split(".")
+    return (name == "fusion" or parts[-1].startswith("pos") or parts[-1] in ("queries", "log_temperature")
+            or "latents" in parts)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -18,8 +21,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        leaf = name.rsplit(".", 1)[-1]
-        if p.ndim <= 1 or leaf.startswith(_NO_DECAY_NAMES) or name.startswith(_NO_DECAY_NAMES):
+        if p.ndim <= 1 or is_table_or_token(name):
             no_decay.append(p)
         else:
             decay.append(p)

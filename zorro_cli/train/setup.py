@@ -82,7 +82,10 @@ def warm_start(model: Zorro, init: str) -> dict[str, Any]:
     try:
         resolve_model_path(path)
     except (FileNotFoundError, ValueError):
-        report = load_vit_weights(model, path)
+        try:
+            report = load_vit_weights(model, path)
+        except (ValueError, TypeError, FileNotFoundError) as e:
+            raise SetupError(f"--init {init}: {e}") from None
         return {"kind": "vit", "loaded": len(report.loaded), "fresh": len(report.fresh)}
     keys = load_matching_weights(model, path)
     if not keys["loaded"]:
