@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+
 def is_table_or_token(name: str) -> bool:
     """Position tables, learned tokens, queries and latents (and τ): embeddings, not weight matrices."""
     parts = name.split(".")
