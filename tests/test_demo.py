@@ -70,17 +70,39 @@ def test_zorro_unimodal_heads_are_unchanged_when_the_other_modality_is_missing(d
 
 
 def test_input_fusion_global_head_loses_accuracy_with_a_modality_missing(demo, tmp_path) -> None:
+    """The paper's robustness claim: a model without unimodal streams suffers when a modality is missing.
+
+    Measured on the clips that all three evaluations share, by top-1 and by the mean probability the
+    global head gives the true class (a continuous measure: 15 clips make top-1 coarse).
+    """
     from zorro_cli import finetune
     from zorro_cli.recipes import load_recipe
 
     out, _ = demo
     run = tmp_path / "input_fusion"
-    finetune.run(load_recipe("tiny", ["model.masking=input_fusion", "train.max_steps=120"]), out / "cache", run)
-    both = evaluate.run(str(run), str(out / "cache"))["heads"]["global"]["top1"]
-    no_video = evaluate.run(str(run), str(out / "cache"), missing="video")["heads"]["global"]["top1"]
-    no_audio = evaluate.run(str(run), str(out / "cache"), missing="audio")["heads"]["global"]["top1"]
-    assert both >= 0.6
-    assert min(no_video, no_audio) < both - 0.15, (both, no_video, no_audio)
+    finetune.run(load_recipe("tiny", ["model.masking=input_fusion", "train.max_steps=400"]), out / "cache", run)
+    scores = {m: _scores(run, out / "cache", tmp_path, f"if_{m}", **({"missing": m} if m else {}))
+              for m in ("", "video", "audio")}
+    targets = _targets(out / "cache")
+    common = sorted(set(scores[""]) & set(scores["video"]) & set(scores["audio"]))
+    assert len(common) >= 10 and all("global" in scores[m][common[0]] for m in scores)
+
+    def top1(m: str) -> float:
+        return float(np.mean([scores[m][c]["global"].argmax() == targets[c] for c in common]))
+
+    def p_true(m: str) -> float:
+        return float(np.mean([scores[m][c]["global"][targets[c]] for c in common]))
+
+    assert top1("") >= 0.8
+    assert max(top1("video"), top1("audio")) <= top1("") and min(top1("video"), top1("audio")) < top1("")
+    assert p_true("video") < p_true("") and p_true("audio") < p_true("")
+    assert p_true("") - min(p_true("video"), p_true("audio")) >= 0.1, {m: p_true(m) for m in scores}
+
+
+def _targets(cache: Path) -> dict[str, int]:
+    from zorro_cli.data.cache import open_cache
+
+    return {r.clip_id: r.labels[0] for r in open_cache(cache).index}
 
 
 def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) -> None:
@@ -90,3 +112,17 @@ def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) ->
     env: dict = {}
     exec(compile(snippet.replace("zorro-demo/", f"{out}/"), "README", "exec"), env)
     assert env["probs"].shape == (1, 4) and abs(float(env["probs"].sum()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("backbone", ["swin", "hip"])
+def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path, backbone: str) -> None:
+    from zorro_cli import finetune
+    from zorro_cli.recipes import load_recipe
+
+    out, _ = demo
+    run = tmp_path / backbone
+    finetune.run(load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400", "data.val_split=null"]),
+                 out / "cache", run)
+    heads = evaluate.run(str(run), str(out / "cache"))["heads"]
+    assert set(heads) == {"audio", "video", "fusion", "global"}
+    assert all(m["top1"] >= 0.5 for m in heads.values()), heads  # chance: 0.25

@@ -48,7 +48,7 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
     times["preprocess"] = time.perf_counter() - t
 
     t = _stage(console, "3/6 pretrain (contrastive)")
-    pre = pretrain.run(load_recipe("tiny", [f"train.max_steps={pretrain_steps}", "train.lr=2e-3", *common]),
+    pre = pretrain.run(load_recipe("tiny", [f"train.max_steps={pretrain_steps}", *common]),
                        out / "cache", out / "pretrain", resume="auto", command=("zorro", "demo"))
     times["pretrain"] = time.perf_counter() - t
 
