@@ -68,13 +68,13 @@ def test_overrides_coerce_through_field_types():
 
 def test_all_errors_one_line_with_sources_and_dotted_paths():
     with pytest.raises(RecipeError) as err:
-        load_recipe("tiny", ["preprocess.sample_rate=fast", "preprocess.sampel_rate=3", "train.lr=1"])
+        load_recipe("tiny", ["preprocess.sample_rate=fast", "preprocess.sampel_rate=3", "trian.lr=1"])
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.split("; ") == [
         "override 'preprocess.sample_rate=fast': preprocess.sample_rate: expected int, got 'fast'",
         "override 'preprocess.sampel_rate=3': preprocess.sampel_rate: unknown key (did you mean 'sample_rate'?)",
-        "override 'train.lr=1': train: unknown key (valid: preprocess)",
+        "override 'trian.lr=1': trian: unknown key (did you mean 'train'?)",
     ]
 
 
