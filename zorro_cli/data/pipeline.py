@@ -6,12 +6,11 @@ be cached comes back as a ``ClipFailure`` with a one-line reason.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
+import simplejpeg
 
 from .config import PreprocessConfig
 from .decode import DecodeError, DecodeRequest, decode_media, one_line
@@ -44,17 +43,18 @@ class ClipFailure:
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """JPEG bytes of an RGB uint8 ``[H, W, 3]`` image (libjpeg-turbo through Pillow; deterministic)."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+    """JPEG bytes (4:2:0, baseline) of an RGB uint8 ``[H, W, 3]`` image; deterministic.
+
+    simplejpeg calls libjpeg-turbo directly: about twice as fast as going through Pillow, which
+    matters because every kept frame of a dataset is encoded once."""
+    return simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality, colorspace="RGB",
+                                  colorsubsampling="420")
 
 
 def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
-    """RGB uint8 ``[H, W, 3]`` of JPEG bytes."""
+    """RGB uint8 ``[H, W, 3]`` of JPEG bytes (libjpeg-turbo through simplejpeg)."""
     raw = data.tobytes() if isinstance(data, np.ndarray) else data
-    with Image.open(io.BytesIO(raw)) as img:
-        return np.asarray(img.convert("RGB"))
+    return simplejpeg.decode_jpeg(raw, colorspace="RGB")
 
 
 def process_clip(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
