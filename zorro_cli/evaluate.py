@@ -8,6 +8,7 @@ clip order on every process, so metrics are identical whatever the number of pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,27 @@ def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]
 
 
 @torch.no_grad()
+def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int,
+                fn: Callable[[Tensor | None, Tensor | None], dict[str, Tensor]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run ``fn(audio, video) -> {name: [B*V, X]}`` over this process's clips, average each clip's views,
+    gather every process's rows: ``(labels, {name: [N, X]})`` in clip order."""
+    model.eval()
+    rows: list[tuple[int, tuple[np.ndarray, dict[str, np.ndarray]]]] = []
+    for batch in _loader(dataset, acc, batch_size, workers):
+        audio, va = _views(batch.get("audio"))
+        video, vv = _views(batch.get("video"))
+        out = fn(None if audio is None else audio.to(acc.device), None if video is None else video.to(acc.device))
+        means = {k: x.float().reshape(-1, max(va, vv), x.shape[-1]).mean(1).cpu().numpy() for k, x in out.items()}
+        labels = batch["label"].numpy()
+        for i, idx in enumerate(batch["index"].tolist()):
+            rows.append((idx, (labels[i], {k: m[i] for k, m in means.items()})))
+    ordered = _gather_in_order(acc, rows)
+    if not ordered:
+        return np.zeros((0,)), {}
+    names = ordered[0][1].keys()
+    return np.stack([t for t, _ in ordered]), {k: np.stack([r[k] for _, r in ordered]) for k in names}
+
+
 def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, multilabel: bool,
             workers: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(targets, {head: [N, C] probabilities averaged over views})`` in clip order.
@@ -52,41 +74,18 @@ def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, m
     Heads are those the model can compute from the dataset's modalities (a missing modality leaves
     only the heads that can still answer). Targets are ``[N, C]`` multi-hot or ``[N]`` indices.
     """
-    model.eval()
-    rows: list[tuple[int, tuple[np.ndarray, dict[str, np.ndarray]]]] = []
-    for batch in _loader(dataset, acc, batch_size, workers):
-        audio, v = _views(batch.get("audio"))
-        video, v2 = _views(batch.get("video"))
-        views = max(v, v2)
-        logits = model(audio=None if audio is None else audio.to(acc.device),
-                       video=None if video is None else video.to(acc.device))
-        probs = {h: (z.float().sigmoid() if multilabel else z.float().softmax(-1)) for h, z in logits.items()}
-        probs = {h: p.reshape(-1, views, p.shape[-1]).mean(1).cpu().numpy() for h, p in probs.items()}
-        labels = batch["label"].numpy()
-        for i, idx in enumerate(batch["index"].tolist()):
-            rows.append((idx, (labels[i], {h: p[i] for h, p in probs.items()})))
-    ordered = _gather_in_order(acc, rows)
-    if not ordered:
-        return np.zeros((0,)), {}
-    targets = np.stack([t for t, _ in ordered])
-    heads = ordered[0][1].keys()
-    return targets, {h: np.stack([s[h] for _, s in ordered]) for h in heads}
+    def probabilities(audio: Tensor | None, video: Tensor | None) -> dict[str, Tensor]:
+        logits = model(audio=audio, video=video)
+        return {h: (z.float().sigmoid() if multilabel else z.float().softmax(-1)) for h, z in logits.items()}
+
+    return _view_means(model, dataset, acc, batch_size, workers, probabilities)
 
 
-@torch.no_grad()
 def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int = 0) -> dict[str, Tensor]:
     """Contrastive embeddings ``{name: [N, P]}`` (views averaged), in clip order, on every process."""
-    model.eval()
-    rows: list[tuple[int, dict[str, np.ndarray]]] = []
-    for batch in _loader(dataset, acc, batch_size, workers):
-        audio, views = _views(batch["audio"])
-        video, _ = _views(batch["video"])
-        proj = model.project(model.encode(audio=audio.to(acc.device), video=video.to(acc.device)))  # type: ignore[union-attr]
-        proj = {k: p.float().reshape(-1, views, p.shape[-1]).mean(1).cpu().numpy() for k, p in proj.items()}
-        for i, idx in enumerate(batch["index"].tolist()):
-            rows.append((idx, {k: p[i] for k, p in proj.items()}))
-    ordered = _gather_in_order(acc, rows)
-    return {k: torch.from_numpy(np.stack([r[k] for r in ordered])) for k in (ordered[0] if ordered else {})}
+    _, emb = _view_means(model, dataset, acc, batch_size, workers,
+                         lambda audio, video: model.project(model.encode(audio=audio, video=video)))
+    return {k: torch.from_numpy(v) for k, v in emb.items()}
 
 
 def contrastive_metrics(emb: dict[str, Tensor], temperature: float) -> dict[str, float]:
