@@ -43,8 +43,10 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 10) -> float:
-    """Measured FLOP/s of a square matmul, the machine's practical peak for dense work."""
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
+                reps: int = 10) -> float:
+    """Measured FLOP/s of a square matmul, the machine's practical peak for dense work (n 8192 on a GPU)."""
+    n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     t = time_side_by_side({"mm": lambda: a @ b}, reps=reps, warmup=2, device=device)["mm"]

@@ -2,7 +2,7 @@
 
 Same widths and token counts: D 768, 12 heads of 64, 8 fusion tokens, 8x224x224 video with temporal
 patch 1 (1568 tokens); the peer takes 1 s of 16 kHz audio (its in-forward spectrogram gives 332 tokens),
-ours a 128x656 log-mel (328 tokens). Depth 2, batch 1, forward + backward of the sum of the outputs.
+ours a 128x656 log-mel (328 tokens). Depth 2, batch 1 (``--batch``), forward + backward of the sum of the outputs.
 
 Printed: time per step and the speed-up; FLOPs per step (torch's FLOP counter: what each model
 actually executes) and the fraction of the measured matmul peak each reaches; a per-component split
@@ -48,7 +48,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
+    b = args.batch
     device = pick_device(args.device)
     amp = (torch.autocast(device.type, dtype=torch.bfloat16) if args.dtype == "bf16"
            else contextlib.nullcontext())
@@ -56,15 +58,15 @@ def main() -> None:
     peer = PeerZorro(dim=D, depth=DEPTH, dim_head=64, heads=HEADS, ff_mult=4, num_fusion_tokens=FUSION,
                      video_temporal_patch_size=1).to(device).train()
     ours = build_model("zorro_vit_b16", depth=DEPTH, audio_frames=656, num_classes=0, proj_dim=0).to(device).train()
-    wave = torch.randn(1, 16000, device=device)
-    mel = torch.randn(1, 1, 128, 656, device=device)
-    video, video2 = (torch.randn(1, 3, 8, 224, 224, device=device) for _ in range(2))
+    wave = torch.randn(b, 16000, device=device)
+    mel = torch.randn(b, 1, 128, 656, device=device)
+    video, video2 = (torch.randn(b, 3, 8, 224, 224, device=device) for _ in range(2))
 
     def peer_out(v: torch.Tensor = video) -> torch.Tensor:
-        return peer(audio=wave, video=v)  # [1,3,D]: audio, video, fusion
+        return peer(audio=wave, video=v)  # [B,3,D]: audio, video, fusion
 
     def our_out(v: torch.Tensor = video) -> torch.Tensor:
-        return torch.stack(list(ours.encode(audio=mel, video=v).values()), 1)  # [1,4,D]
+        return torch.stack(list(ours.encode(audio=mel, video=v).values()), 1)  # [B,4,D]
 
     steps = {"peer": fwd_bwd(peer_out, amp), "ours": fwd_bwd(our_out, amp)}
     flops = {k: count_flops(fn) for k, fn in steps.items()}
@@ -73,8 +75,8 @@ def main() -> None:
 
     # Component split at the full sequence length (one layer each, fwd+bwd).
     n_peer, n_ours = 332 + FUSION + 1568, 328 + FUSION + 1568
-    xp = torch.randn(1, n_peer, D, device=device, requires_grad=True)
-    xo = torch.randn(1, n_ours, D, device=device, requires_grad=True)
+    xp = torch.randn(b, n_peer, D, device=device, requires_grad=True)
+    xo = torch.randn(b, n_ours, D, device=device, requires_grad=True)
     p_attn, p_ff = PeerAttention(D, 64, HEADS).to(device), PeerFeedForward(D, 4).to(device)
     mask = peer_mask(332, FUSION, 1568, device)
     blk = Block(D, HEADS).to(device)
@@ -91,7 +93,7 @@ def main() -> None:
         peer_moves = (peer_out(video)[:, 0] - peer_out(video2)[:, 0]).abs().max().item()
         ours_moves = (our_out(video)[:, 0] - our_out(video2)[:, 0]).abs().max().item()
 
-    print(f"machine: {describe_machine(device)}; {args.dtype}; depth {DEPTH}, batch 1, fwd+bwd")
+    print(f"machine: {describe_machine(device)}; {args.dtype}; depth {DEPTH}, batch {b}, fwd+bwd")
     print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s")
     for k, name in (("peer", "zorro-pytorch 0.1.1"), ("ours", "zorro (this repo)")):
         print(f"{name:20s}: {t[k] * 1e3:8.1f} ms/step  {flops[k] / 1e9:7.1f} GFLOP/step  "

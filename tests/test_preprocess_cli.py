@@ -73,3 +73,11 @@ def test_help_lists_the_flags():
     for name in ("--manifest", "--format", "--media-root", "--out", "--workers", "--shard-size", "--shard",
                  "--recipe", "--merge", "--rebuild"):
         assert name in out
+
+
+def test_python_dash_m_runs_the_same_application():
+    """``python -m zorro_cli`` is ``zorro`` (for machines where the console script is not on PATH)."""
+    proc = subprocess.run([sys.executable, "-m", "zorro_cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for verb in ("preprocess", "pretrain", "finetune", "evaluate", "export", "demo"):
+        assert verb in proc.stdout

@@ -131,3 +131,27 @@ def test_swin_and_hip_trace_with_torch_export_and_a_dynamic_batch(preset: str) -
     with torch.no_grad():
         for got, want in zip(program.module()(y["audio"], y["video"]), _Encode(model)(y["audio"], y["video"]), strict=True):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("preset", ["zorro_vit_tiny", "zorro_swin_tiny", "zorro_hip_tiny"])
+def test_backbones_accept_sdpa_outputs_with_gpu_strides(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA's SDPA kernels return ``[B,H,L,D]`` views of ``[B,L,H,D]`` memory; no backbone may assume more.
+
+    Regression: Swin's window attention called ``.view`` on the SDPA output and failed on every GPU.
+    """
+    torch.manual_seed(0)
+    model = build_model(preset, masking="zorro").eval()
+    x = model.example_inputs(2, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model.encode(**x)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def gpu_like(*args: object, **kwargs: object) -> torch.Tensor:
+        out = sdpa(*args, **kwargs)
+        return out.transpose(-3, -2).contiguous().transpose(-3, -2) if out.dim() == 4 else out
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", gpu_like)
+    with torch.no_grad():
+        got = model.encode(**x)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=1e-6)

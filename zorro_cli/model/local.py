@@ -133,7 +133,7 @@ class WindowBatch:
                       for w, s in zip((kw, vw), shared, strict=True))
             mask = None if mask is None else F.pad(mask, (0, S), value=True)
         mask = None if mask is None else mask.repeat(H, 1, 1)  # [H*W, Lq, Lk+S]
-        return F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask).view(B, H, W * Lq, Dh)
+        return F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask).reshape(B, H, W * Lq, Dh)
 
 
 Partition = tuple[Tensor, Tensor, Tensor | None]  # q_index [W,Lq], k_index [W,Lk], mask [W,Lq,Lk] | None
