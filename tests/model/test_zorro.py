@@ -227,3 +227,40 @@ def test_save_and_load_pretrained_round_trip(tmp_path, backbone: str) -> None:
     assert load_pretrained(tmp_path / "model").config == m.config
     with pytest.raises(FileNotFoundError, match=r"no model\.safetensors"):
         load_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("impl", ["block", "dense"])
+def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cross_attention(impl: str) -> None:
+    """The decoder folds W_k / W_v into its few queries; outputs and every gradient match the textbook form."""
+    from zorro_cli.model import layers
+    from zorro_cli.model.masks import TokenLayout
+
+    torch.manual_seed(0)
+    attn = layers.CrossAttention(dim=48, heads=4)  # Q * heads = 8 < 48: the folded path runs
+    layout = TokenLayout(audio=5, fusion=2, video=7)
+    rows = [(0, 1, ["audio"]), (1, 2, ["video"]), (2, 3, ["fusion"]), (3, 4, ["audio", "fusion", "video"])]
+    build = {"block": layers.block_plan, "dense": layers.dense_plan}[impl]
+    plan, folded = build(layout, rows), build(layout, [(i * 4, j * 4, g) for i, j, g in rows])
+    queries, x = torch.randn(3, 4, 48, requires_grad=True), torch.randn(3, 14, 48, requires_grad=True)
+    results, kv_calls = [], []
+    attn.kv.register_forward_hook(lambda *_: kv_calls.append(1))
+    for absorbed in (None, folded):
+        attn.zero_grad()
+        queries.grad = x.grad = None
+        out = attn(queries, x, plan, absorbed)
+        (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+        results.append((out.detach(), queries.grad, x.grad, [p.grad.clone() for p in attn.parameters()]))
+    (o1, q1, x1, g1), (o2, q2, x2, g2) = results
+    assert len(kv_calls) == 1  # the folded path never projects the N tokens
+    torch.testing.assert_close(o2, o1, rtol=0, atol=1e-5)
+    torch.testing.assert_close(q2, q1, rtol=0, atol=1e-5)
+    torch.testing.assert_close(x2, x1, rtol=0, atol=1e-5)
+    for a, b in zip(g2, g1, strict=True):  # the key bias: zero gradient both ways (softmax cancels it)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # purity holds in the folded form too: the audio query's output ignores the video tokens exactly
+    x2_ = x.detach().clone()
+    x2_[:, 7:] = torch.randn(3, 7, 48)
+    with torch.no_grad():
+        a = attn(queries, x.detach(), plan, folded)[:, 0]
+        b = attn(queries, x2_, plan, folded)[:, 0]
+    assert torch.equal(a, b)

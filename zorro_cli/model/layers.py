@@ -12,6 +12,7 @@ every layer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -139,7 +140,14 @@ class Block(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Multi-head cross-attention from a few queries to the token sequence, masked by a plan."""
+    """Multi-head cross-attention from a few queries to the token sequence, masked by a plan.
+
+    With few queries (``Q * heads < dim``, e.g. the four output queries) the key and value projections
+    are folded into the queries instead of being applied to all ``N`` tokens (same function, a fraction
+    of the FLOPs): per head ``h``, ``q_h . (W_k,h x + b_k,h) = (W_k,h^T q_h) . x + const`` (the constant
+    cancels in the softmax) and ``sum_n p_n (W_v,h x_n + b_v,h) = W_v,h (sum_n p_n x_n) + b_v,h``. The
+    attention then runs once over ``Q * heads`` absorbed queries of width ``dim`` against the raw tokens.
+    """
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
@@ -150,13 +158,25 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan,
+                absorbed_plan: AttentionPlan | None = None) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        """``absorbed_plan``: the same rows over ``Q * heads`` query-major absorbed queries (see class doc)."""
         B, Q, D = queries.shape
-        N, Dh = x.shape[1], D // self.heads
-        q = self.q(queries).reshape(B, Q, self.heads, Dh).transpose(1, 2)
-        k, v = self.kv(x).reshape(B, N, 2, self.heads, Dh).permute(2, 0, 3, 1, 4).unbind(0)
-        out = plan.attend(q, k, v)  # [B,H,Q,Dh]
-        return self.proj(out.transpose(1, 2).reshape(B, Q, D))
+        N, H, Dh = x.shape[1], self.heads, D // self.heads
+        q = self.q(queries).reshape(B, Q, H, Dh)
+        if absorbed_plan is None or Q * H >= D:
+            k, v = self.kv(x).reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)
+            out = plan.attend(q.transpose(1, 2), k, v).transpose(1, 2)  # [B,Q,H,Dh]
+        else:
+            w_k, w_v = self.kv.weight.view(2, H, Dh, D).unbind(0)
+            # SDPA scales by 1/sqrt(D); the heads' scores need 1/sqrt(Dh): pre-multiply by sqrt(D/Dh)
+            qa = torch.einsum("bqhd,hdc->bqhc", q, w_k) * math.sqrt(H)  # [B,Q,H,D]
+            xs = x.unsqueeze(1)  # [B,1,N,D]
+            ctx = absorbed_plan.attend(qa.reshape(B, 1, Q * H, D), xs, xs).view(B, Q, H, D)
+            out = torch.einsum("bqhc,hdc->bqhd", ctx, w_v)
+            if self.kv.bias is not None:
+                out = out + self.kv.bias.view(2, H, Dh)[1]
+        return self.proj(out.reshape(B, Q, D))
 
 
 class CrossAttentionBlock(nn.Module):
@@ -171,6 +191,7 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
 
-    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
-        q = queries + self.attn(self.norm_q(queries), x, plan)
+    def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan,
+                absorbed_plan: AttentionPlan | None = None) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        q = queries + self.attn(self.norm_q(queries), x, plan, absorbed_plan)
         return self.norm(q + self.mlp(self.norm2(q)))

@@ -113,8 +113,10 @@ class OutputDecoder(nn.Module):
         index = [self.names.index(o) for o in outputs]
         rows = [(i, i + 1, [g for g in self.rules[o] if g in tokens]) for i, o in enumerate(outputs)]
         plan = self.plan_builder(layout, rows)
+        h = self.block.attn.heads  # the same rows over query-major (output, head) absorbed queries
+        absorbed = self.plan_builder(layout, [(i * h, j * h, groups) for i, j, groups in rows])
         q = self.queries[index].unsqueeze(0).expand(x.shape[0], -1, -1)  # [B,Q,D]
-        out = self.block(q, x, plan)
+        out = self.block(q, x, plan, absorbed)
         return {o: out[:, i] for i, o in enumerate(outputs)}
 
 
