@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -102,3 +103,94 @@ def test_silent_truncation_is_caught(shared_data):
         decode_media(DecodeRequest(str(bad / "made__truncated_5k.webm"), fps=4, short_side=16))
     with pytest.raises(DecodeError, match=r"no video decoded \(header says 231.231 s\)"):
         decode_media(DecodeRequest(str(bad / "mp4parse__invalid_userdata.mp4"), fps=4, short_side=16))
+
+
+@pytest.fixture(scope="module")
+def colour_video(tmp_path_factory) -> Path:
+    """64x48 frames in four flat quadrants: red, green, blue, grey (BT.601 limited range, as encoded)."""
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:24, :32], img[:24, 32:], img[24:, :32], img[24:, 32:] = (200, 30, 40), (40, 190, 60), (30, 50, 210), 128
+    path = tmp_path_factory.mktemp("colour") / "colour.mp4"
+    write_clip(path, np.stack([img] * 4), 4, None, "mp4")
+    return path
+
+
+def test_colours_survive_decoding_scaling_and_jpeg(colour_video):
+    """Flat saturated patches decode, scale (53x40: odd width, partial JPEG blocks) and JPEG-code to the
+    colours that went in."""
+    from zorro_cli.data.pipeline import decode_jpeg, encode_jpeg
+
+    req = DecodeRequest(str(colour_video), fps=4, short_side=40, audio=False)
+    got = decode_jpeg(decode_media(req, lambda p: encode_jpeg(p, 90)).frames[0])
+    assert got.shape == (40, 53, 3)
+    truth = [((2, 16, 2, 22), (200, 30, 40)), ((2, 16, 31, 51), (40, 190, 60)),
+             ((24, 38, 2, 22), (30, 50, 210)), ((24, 38, 31, 51), (128, 128, 128))]  # patch interiors
+    for (r0, r1, c0, c1), rgb in truth:
+        np.testing.assert_allclose(got[r0:r1, c0:c1].reshape(-1, 3).mean(0), rgb, atol=4)
+
+
+@pytest.fixture(scope="module")
+def b_frame_video(tmp_path_factory) -> Path:
+    """25 fps H.264 with non-reference B-frames; frame i is uniform grey 8 + 4 i (so a level names its frame)."""
+    import av
+
+    path = tmp_path_factory.mktemp("bframes") / "b.mp4"
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"bf": "3", "x264-params": "b-pyramid=none:scenecut=0",
+                                                          "g": "12", "threads": "1"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 + 4 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("fps", "start", "end"), [(5, 0.0, None), (4, 0.5, 2.0), (7, 0.13, 1.9), (25, 0.0, 1.0),
+                                                   (1, 0.0, None)])
+def test_unneeded_frames_are_not_decoded_and_nothing_changes(b_frame_video, fps, start, end):
+    """Non-reference frames that fill no slot are left undecoded; every slot still shows the frame it
+    showed when every frame was decoded (levels checked against the frame the slot's time selects)."""
+    def decode(skip: bool):
+        return decode_media(DecodeRequest(str(b_frame_video), start, end, fps=fps, short_side=16, audio=False,
+                                          skip_unneeded=skip))
+
+    full, skipped = decode(False), decode(True)
+    assert len(full.frames) == len(skipped.frames)
+    for a, b in zip(full.frames, skipped.frames, strict=True):
+        assert np.array_equal(a, b)
+    assert [id(f) for f in full.frames].count(id(full.frames[0])) == [id(f) for f in skipped.frames].count(
+        id(skipped.frames[0]))
+    expected = [8 + 4 * math.floor(round((start + k / fps) * 25, 6)) for k in range(len(full.frames))]
+    assert np.allclose([float(f.mean()) for f in skipped.frames], expected, atol=2)
+    if fps < 25:
+        assert skipped.info["frames_decoded"] < full.info["frames_decoded"]  # B-frames left undecoded
+
+
+def test_skipping_leaves_every_real_file_unchanged(shared_data):
+    """Every real file (H.264/HEVC with B-frames, VP8/9, AV1, MPEG-2/4, AVI packed B-frames, VFR, ...) and
+    every broken one: the same frames, slots, audio and errors with and without skipping."""
+    files = sorted(p for folder in ("real_videos", "bad_videos") for p in (shared_data / folder).iterdir()
+                   if p.suffix not in (".csv", ".tsv"))
+    skipped_any = False
+    for path in files:  # (broken files: partial decodes accepted, so what decoded is compared too)
+        out = []
+        for skip in (False, True):
+            try:
+                out.append(decode_media(DecodeRequest(str(path), fps=5, short_side=16, skip_unneeded=skip,
+                                                      min_coverage=0.01)))
+            except DecodeError as exc:
+                out.append(str(exc))
+        a, b = out
+        if isinstance(a, str) or isinstance(b, str):
+            assert a == b, path.name
+            continue
+        assert len(a.frames or []) == len(b.frames or []), path.name
+        for x, y in zip(a.frames or [], b.frames or [], strict=True):
+            assert np.array_equal(x, y), path.name
+        assert (a.audio is None) == (b.audio is None) and (a.audio is None or np.array_equal(a.audio, b.audio))
+        assert {k: v for k, v in a.info.items() if k != "frames_decoded"} == {
+            k: v for k, v in b.info.items() if k != "frames_decoded"}, path.name
+        skipped_any |= (b.info.get("frames_decoded") or 0) < (a.info.get("frames_decoded") or 0)
+    assert skipped_any

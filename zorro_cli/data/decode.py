@@ -6,13 +6,21 @@ time, so that MPEG-TS clocks and edit lists line up audio and video. Video frame
 to RGB, resized to the short side (display aspect and rotation metadata applied). Audio is downmixed to
 mono and resampled by FFmpeg's resampler. A stream that decodes less than ``min_coverage`` of its
 expected span (truncated file, decode error part-way, header that lies) raises ``DecodeError``.
+
+Frames that no output slot will show and that no other frame references are not decoded at all
+(``_SkipUnneeded``): a video packet is held back until the packets after it tell its frame's successor in
+presentation order; when no slot falls between the two, the decoder is asked to drop the frame if it is
+a non-reference one (FFmpeg's ``skip_frame=NONREF``). The kept frames, and so the cache, are unchanged.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import heapq
 import math
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -45,6 +53,7 @@ class DecodeRequest:
     video: bool = True
     min_coverage: float = 0.9
     threads: int = 1
+    skip_unneeded: bool = True  # leave non-reference frames that fill no output slot undecoded
 
 
 @dataclass
@@ -247,6 +256,61 @@ class _VideoTrack:
         return max(0.0, self.end_t - (self.start_t or 0.0)) if self.frames else 0.0
 
 
+class _SkipUnneeded:
+    """Per video packet (decode order): decode its frame, or let the decoder drop it when it is a
+    non-reference frame that fills no output slot.
+
+    A packet waits until ``LOOKAHEAD`` later packets are known (more than any codec's reordering depth),
+    so that the next presentation time after its own is known. Its frame at ``t`` holds the slots in
+    ``[t, t_next)`` (``HoldSampler``); it is needed when a slot falls there (with a margin), when it is
+    the earliest frame known (it also holds the slots before it), when no later frame is known, or when
+    it lies past the window (the track's end bookkeeping reads it). Every doubt decodes: a wrong
+    successor can only be a later one, which widens the interval. Not used where packet times are not
+    presentation times (AVI stamps packed B-frames in decode order) or with frame threads.
+    """
+
+    LOOKAHEAD = 24
+    MARGIN = 1e-3
+
+    def __init__(self, stream: Any, fps: float, window: float | None) -> None:
+        self.cc, self.fps, self.window = stream.codec_context, fps, window
+        self.time_base = float(stream.time_base)
+        self.pts: list[int] = []  # every video packet pts so far, sorted
+        self.queue: deque[Any] = deque()
+        self.mode = "DEFAULT"
+
+    def push(self, packet: Any) -> Iterator[Any]:
+        """Queue ``packet``; yields the packets now ready to decode, in decode order."""
+        if packet.pts is not None:
+            bisect.insort(self.pts, packet.pts)
+        self.queue.append(packet)
+        while len(self.queue) > self.LOOKAHEAD:
+            yield self.queue.popleft()
+
+    def drain(self) -> Iterator[Any]:
+        while self.queue:
+            yield self.queue.popleft()
+
+    def prepare(self, packet: Any, offset: float | None) -> None:
+        """Set the decoder's skip mode for ``packet``; ``offset``: the track's time origin (None: not yet
+        known, decode)."""
+        mode = "DEFAULT" if offset is None or self.needed(packet.pts, offset) else "NONREF"
+        if mode != self.mode:
+            self.cc.skip_frame = self.mode = mode
+
+    def needed(self, pts: int | None, offset: float) -> bool:
+        if pts is None:
+            return True
+        lo, hi = bisect.bisect_left(self.pts, pts), bisect.bisect_right(self.pts, pts)
+        if lo == 0 or hi == len(self.pts):  # earliest known frame, or no successor known
+            return True
+        t, t_next = pts * self.time_base - offset, self.pts[hi] * self.time_base - offset
+        if self.window is not None and t >= self.window - self.MARGIN:
+            return True
+        first_slot = max(0, math.ceil((t - self.MARGIN) * self.fps)) / self.fps
+        return first_slot < t_next + self.MARGIN and (self.window is None or first_slot < self.window + self.MARGIN)
+
+
 def _samples(frame: Any) -> np.ndarray:
     """float32 ``[N]`` view of a packed mono ``flt`` frame (``to_ndarray`` stacks planes: slower)."""
     return np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
@@ -302,9 +366,18 @@ def decode_media(req: DecodeRequest, frame_fn: FrameFn | None = None) -> Decoded
     never holds all its RGB frames; ``Decoded.frames`` then holds what it returns."""
     container = _open(req.path)
     try:
-        return _decode(container, req, frame_fn)
+        out = _decode(container, req, frame_fn)
+    except DecodeError:
+        if not req.skip_unneeded:
+            raise
+        out = None
     finally:
         container.close()
+    if req.skip_unneeded and (out is None or out.info.get("decode_error")):
+        # A stream that broke part-way: how much decoded depends on which frames were skipped before the
+        # break, so decode it again without skipping (rare) to report and keep exactly what a full decode does.
+        return decode_media(dataclasses.replace(req, skip_unneeded=False), frame_fn)
+    return out
 
 
 def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Decoded:
@@ -325,20 +398,49 @@ def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Dec
     if vstream is not None:
         vstream.thread_type = "AUTO"
         vstream.codec_context.thread_count = req.threads
-    error, first = "", True
+    skipper = (_SkipUnneeded(vstream, req.fps, window) if vstream is not None and req.skip_unneeded
+               and req.threads == 1 and "avi" not in container.format.name.split(",") else None)
+    error, first, decoding = "", True, False
+
+    def decode(packet: Any) -> None:
+        nonlocal origin, first, decoding
+        track: Any = video if packet.stream is vstream else audio
+        if skipper is not None and track is video:
+            skipper.prepare(packet, None if first or origin is None else origin + req.start)
+        decoding = True
+        for frame in packet.decode():
+            if first:
+                if origin is None or (not seeked and frame.time is not None and frame.time < origin):
+                    origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
+                first = False
+            track.add(frame, origin + req.start)
+        decoding = False
+
     try:
         for packet in container.demux([s for s in (vstream, astream) if s is not None]):
-            track: Any = video if packet.stream is vstream else audio
-            for frame in packet.decode():
-                if first:
-                    if origin is None or (not seeked and frame.time is not None and frame.time < origin):
-                        origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
-                    first = False
-                track.add(frame, origin + req.start)
+            if skipper is not None and packet.stream is vstream and not first:
+                for ready in skipper.push(packet):
+                    decode(ready)
+            else:
+                if skipper is not None and packet.stream is vstream:
+                    for ready in skipper.drain():  # (only before the first frame: none queued)
+                        decode(ready)
+                    if packet.pts is not None:
+                        bisect.insort(skipper.pts, packet.pts)
+                decode(packet)
             if (video is None or video.done) and (audio is None or audio.done):
                 break
+        else:
+            for ready in skipper.drain() if skipper is not None else ():
+                decode(ready)
     except Exception as exc:  # a decode error part-way: keep what decoded, coverage decides
         error = one_line(exc)
+        if skipper is not None and not decoding:  # the demuxer failed: what it read still decodes
+            try:
+                for ready in skipper.drain():
+                    decode(ready)
+            except Exception:
+                pass
     return _result(container, req, vstream, astream, video, audio, error)
 
 
