@@ -5,7 +5,8 @@
 1. Floor: PyAV decodes the same streams of the same files (every video and audio frame, one decoder
    thread, nothing else), in a pool of 1 and of 2 processes started the same way as preprocessing's.
 2. ``zorro preprocess`` (paper-scale settings of recipes/audioset.yaml, whole files, no cap) with 1 and
-   2 workers, end to end: plan, pool start, decode, resize, JPEG, resample, log-mel, HDF5, index.
+   2 workers, end to end: plan, pool start, decode, resize, JPEG, resample, log-mel, HDF5, index. (It
+   leaves non-reference frames that no output slot shows undecoded; the floor decodes every frame.)
    The real files are listed ``--repeat`` times (symlinked under distinct names) so fixed costs weigh less.
 3. Cache read with training augmentation at paper shapes (8 x 224^2 frames, 128 x 640 log-mel), 1
    DataLoader worker, batch 8.

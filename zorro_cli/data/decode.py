@@ -373,7 +373,7 @@ def decode_media(req: DecodeRequest, frame_fn: FrameFn | None = None) -> Decoded
         out = None
     finally:
         container.close()
-    if req.skip_unneeded and (out is None or out.info.get("decode_error")):
+    if out is None or (req.skip_unneeded and out.info.get("decode_error")):
         # A stream that broke part-way: how much decoded depends on which frames were skipped before the
         # break, so decode it again without skipping (rare) to report and keep exactly what a full decode does.
         return decode_media(dataclasses.replace(req, skip_unneeded=False), frame_fn)
