@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from zorro_cli.cli import app
+from zorro_cli.data import open_cache
 from zorro_cli.data.index import merge_parts
 from zorro_cli.preprocess import Job, preprocess
 from zorro_cli.recipes import load_recipe
@@ -98,3 +99,21 @@ def test_sigkill_then_resume_equals_uninterrupted(synth_dir, reference, tmp_path
     assert_same_cache(reference, out)
     assert np.array_equal(np.loadtxt(out / "index.csv", dtype=str, delimiter=",", usecols=0, skiprows=1),
                           np.loadtxt(reference / "index.csv", dtype=str, delimiter=",", usecols=0, skiprows=1))
+
+
+def test_rebuild_by_one_part_keeps_the_other_parts_shards(synth_dir, tmp_path):
+    """``--rebuild`` with ``--shard I/N`` in a folder the parts share deletes only part I's shards."""
+    out = tmp_path / "shared"
+    for i in (0, 1):
+        run(synth_dir, out, shard=(i, 2))
+    assert (out / "index.csv").is_file()
+    theirs = {p.name: p.read_bytes() for p in (out / "shards").iterdir() if int(p.name[6:11]) % 2 == 1}
+    cfg = load_recipe("tiny", ["preprocess.shard_size=3", "preprocess.fps=2"]).preprocess
+    job = Job((synth_dir / "manifest.csv",), "generic", synth_dir, out, 0, (0, 2), rebuild=True, plain=True)
+    summary = preprocess(cfg, job)
+    assert not summary["complete"] and not (out / "index.csv").exists()  # no longer a finished cache
+    assert {p.name: p.read_bytes() for p in (out / "shards").iterdir() if int(p.name[6:11]) % 2 == 1} == theirs
+    # part 1, rerun with the new settings, redoes its own shards (old fingerprint) and finishes the cache
+    job = Job((synth_dir / "manifest.csv",), "generic", synth_dir, out, 0, (1, 2), plain=True)
+    assert preprocess(cfg, job)["complete"]
+    assert open_cache(out).settings["fps"] == 2.0 and len(open_cache(out).clip_ids()) == 24

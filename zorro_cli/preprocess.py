@@ -121,9 +121,19 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
             raise UsageError(f"{out} holds a cache of another manifest ({old['plan']['clips']} clips planned, now "
                              f"{meta['plan']['clips']}); pass --rebuild to replace it")
     if job.rebuild:
-        shutil.rmtree(out / "shards", ignore_errors=True)
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
+        part, parts = job.shard
+        if parts == 1:
+            shutil.rmtree(out / "shards", ignore_errors=True)
+            for name in OUTPUTS:
+                (out / name).unlink(missing_ok=True)
+        else:  # other parts may share this folder: drop only this part's shards, and the finished-cache
+            # files (the cache is no longer complete); the other parts' shards are redone when they run
+            for shard in (out / "shards").glob("shard-*.h5*"):
+                number = shard.name.removeprefix("shard-").split(".")[0]
+                if number.isdigit() and int(number) % parts == part:
+                    shard.unlink()
+            for name in ("index.csv", "failures.csv", "summary.json"):
+                (out / name).unlink(missing_ok=True)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "cache.json", json.dumps(meta, indent=1))
 
@@ -173,7 +183,7 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     (out / f"{PLAN_FAILURES}.tmp-{part}").replace(out / PLAN_FAILURES)
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
-    plans = {k: fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]]) for k in mine}
+    plans = {k: _plan_of(tasks, k, size) for k in mine}
     _remove_leftovers(out, mine, whole=parts == 1)
     todo = [k for k in mine if not shard_done(shard_path(out, k), meta["fingerprint"], plans[k])]
     t_plan = time.monotonic() - t0
@@ -182,10 +192,16 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     timings = {"plan_s": round(t_plan, 3), "process_s": round(t_proc, 3), "clips_processed": processed,
                "clips_per_s": round(processed / max(t_proc, 1e-9), 2), "workers": job.workers,
                "shards_skipped": len(mine) - len(todo)}
-    if missing_shards(out, num_shards):
+    if missing_shards(out, num_shards) or (parts > 1 and not all(  # another part's shards may be stale
+            shard_done(shard_path(out, k), meta["fingerprint"], _plan_of(tasks, k, size)) for k in range(num_shards))):
         return {"part": f"{part}/{parts}", "complete": False, "timings": timings,
                 "counts": {"cached": cached_in(out, mine)}, "shards": num_shards}
     return {**finalize(out, timings), "complete": True}
+
+
+def _plan_of(tasks: list[ClipTask], k: int, size: int) -> str:
+    """Fingerprint of the clips shard ``k`` holds."""
+    return fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]])
 
 
 def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
