@@ -194,3 +194,35 @@ def test_skipping_leaves_every_real_file_unchanged(shared_data):
             k: v for k, v in b.info.items() if k != "frames_decoded"}, path.name
         skipped_any |= (b.info.get("frames_decoded") or 0) < (a.info.get("frames_decoded") or 0)
     assert skipped_any
+
+
+def test_a_clip_that_decodes_too_long_becomes_a_failure(clock_video, tmp_path):
+    """``clip_timeout_s``: the clip is reported (one line, the setting named), the next one is unaffected,
+    and no alarm is left armed."""
+    import signal
+    import time
+
+    from zorro_cli.data import pipeline
+    from zorro_cli.data.config import PreprocessConfig
+    from zorro_cli.data.media import ClipTask
+
+    cfg = PreprocessConfig(fps=4, short_side=16, n_mels=32, modalities=("video",), clip_timeout_s=0.05)
+    slow_encode = pipeline.encode_jpeg
+
+    def slow(rgb, quality):  # each kept frame takes 0.1 s: 12 frames, far past 0.05 s
+        time.sleep(0.1)
+        return slow_encode(rgb, quality)
+
+    task = ClipTask("c", "clock.mp4", str(clock_video), (), "train")
+    pipeline.encode_jpeg = slow
+    try:
+        failed = pipeline.process_clip(task, cfg)
+    finally:
+        pipeline.encode_jpeg = slow_encode
+    assert isinstance(failed, pipeline.ClipFailure)
+    assert failed.reason == "still decoding after clip_timeout_s = 0.05 s"
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    ok = pipeline.process_clip(task, PreprocessConfig(fps=4, short_side=16, n_mels=32, modalities=("video",),
+                                                      clip_timeout_s=30))
+    assert isinstance(ok, pipeline.ClipResult) and len(ok.frames) == 12
+    assert "clip_timeout_s: expected > 0" in "; ".join(PreprocessConfig(clip_timeout_s=0).problems())

@@ -14,7 +14,7 @@ from typing import Any, Literal
 MODALITIES: tuple[str, ...] = ("audio", "video")
 
 # Settings that do not change a byte of the cache (left out of the fingerprint).
-RUNTIME_KEYS: frozenset[str] = frozenset({"decode_threads"})
+RUNTIME_KEYS: frozenset[str] = frozenset({"decode_threads", "clip_timeout_s"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class PreprocessConfig:
     media_patterns: tuple[str, ...] = ()  # () = the format's default patterns (manifests.py)
     shard_size: int = 256  # [choice] clips per HDF5 shard
     decode_threads: int = 1  # FFmpeg threads per decoder; parallelism comes from --workers
+    clip_timeout_s: float | None = 600.0  # [choice] a clip still decoding after this goes to failures.csv
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -53,6 +54,8 @@ class PreprocessConfig:
         for key in ("window_ms", "hop_ms", "fps", "log_offset"):
             if getattr(self, key) <= 0:
                 out.append(f"{key}: expected > 0, got {getattr(self, key)}")
+        if self.clip_timeout_s is not None and self.clip_timeout_s <= 0:
+            out.append(f"clip_timeout_s: expected > 0 (or null for none), got {self.clip_timeout_s}")
         if not 1 <= self.jpeg_quality <= 100:
             out.append(f"jpeg_quality: expected 1..100, got {self.jpeg_quality}")
         if not 0.0 < self.min_coverage <= 1.0:

@@ -6,6 +6,10 @@ be cached comes back as a ``ClipFailure`` with a one-line reason.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +61,44 @@ def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
     return simplejpeg.decode_jpeg(raw, colorspace="RGB")
 
 
+class ClipTimeout(BaseException):
+    """Raised inside a clip's decoding when ``clip_timeout_s`` has passed (a ``BaseException``, so that
+    the decoder's own ``except Exception`` handlers, which keep partial decodes, let it through)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise ``ClipTimeout`` in this (main) thread after ``seconds`` of wall time (SIGALRM; POSIX).
+
+    The signal is handled between Python steps of the decode loop (every packet), so a file that takes
+    too long is stopped; a decoder stuck inside a single FFmpeg call is not interrupted by this."""
+    usable = seconds is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ClipTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def process_clip(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
     """Decode and featurise one clip; bad input gives a ``ClipFailure``, never an exception."""
+    try:
+        with _deadline(cfg.clip_timeout_s):
+            return _process_clip(task, cfg)
+    except ClipTimeout:
+        return ClipFailure(task, f"still decoding after clip_timeout_s = {cfg.clip_timeout_s:g} s")
+
+
+def _process_clip(task: ClipTask, cfg: PreprocessConfig) -> ClipResult | ClipFailure:
     req = DecodeRequest(task.media, task.start, task.end, cfg.max_seconds, fps=cfg.fps, short_side=cfg.short_side,
                         sample_rate=cfg.sample_rate, audio="audio" in cfg.modalities,
                         video="video" in cfg.modalities, min_coverage=cfg.min_coverage, threads=cfg.decode_threads)
