@@ -100,3 +100,53 @@ def test_incomplete_and_merge(tmp_path):
     assert summary["counts"]["cached"] == 3
     finalize(other)
     assert (tmp_path / "merged" / "index.csv").read_text() == (other / "index.csv").read_text()
+
+
+def write_index(path: Path, rows: list[list[object]]) -> None:
+    import csv
+
+    from zorro_cli.data.cache import INDEX_FIELDS
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(INDEX_FIELDS)
+        w.writerows(rows)
+
+
+def test_column_index_gives_the_rows_of_index_csv(tmp_path):
+    from zorro_cli.data.cache import ClipIndex, IndexRow
+
+    write_index(tmp_path / "index.csv", [
+        ["a", "dir/ä b.mp4", "train", "dog;cat", "3;0", 0, 0, 1, 1, 10.0, 50, 1001, 341, 256, 0, 0],
+        ["b", "b.webm", "eval", "", "", 0, 1, 0, 1, 2.5, 13, 0, 256, 256, 50, 1001],
+        ["c", "c.ogg", "train", "cat", "0", 1, 0, 1, 0, 0.1234567890123, 0, 13, 0, 0, 0, 0],
+    ])
+    index = ClipIndex(tmp_path / "index.csv")
+    assert len(index) == 3
+    assert index[0] == IndexRow("a", "dir/ä b.mp4", "train", (3, 0), 0, 0, True, True, 10.0, 50, 1001, 341, 256, 0, 0)
+    assert index[1] == IndexRow("b", "b.webm", "eval", (), 0, 1, False, True, 2.5, 13, 0, 256, 256, 50, 1001)
+    assert index[-1].duration_s == 0.1234567890123 and index[-1].labels == (0,) and not index[-1].has_video
+    assert [r.clip_id for r in index] == ["a", "b", "c"] and [r.clip_id for r in index[1:]] == ["b", "c"]
+    assert index.in_splits({"train"}).tolist() == [True, False, True] and index.in_splits(None).all()
+    assert index.position("c") == 2
+    with pytest.raises(IndexError):
+        index[3]
+    with pytest.raises(KeyError):
+        index.position("zz")
+
+
+def test_column_index_holds_a_large_dataset_in_numpy_buffers(tmp_path):
+    """200k clips (AudioSet-like ids and paths): ~100 bytes per clip, all of it in numpy arrays."""
+    from zorro_cli.data.cache import ClipIndex
+
+    n = 200_000
+    write_index(tmp_path / "index.csv", [
+        [f"--{k:09d}_30000", f"audio/--{k:09d}_30000.mp4", "train", "x;y", f"{k % 527};{(k * 7) % 527}",
+         k // 256, k % 256, 1, 1, 10.0, 50, 1001, 341, 256, (k % 256) * 50, (k % 256) * 1001] for k in range(n)])
+    index = ClipIndex(tmp_path / "index.csv")
+    arrays = [*index.columns.values(), index.split_code, index.has_audio, index.has_video, index.label_ids,
+              index.label_offsets, index.clip_id.buf, index.clip_id.offsets, index.path.buf, index.path.offsets]
+    assert all(isinstance(a, np.ndarray) for a in arrays)
+    per_clip = sum(a.nbytes for a in arrays) / n
+    assert per_clip < 150, per_clip
+    assert index[123_456].clip_id == "--000123456_30000" and index[123_456].labels == (123_456 % 527, (123_456 * 7) % 527)

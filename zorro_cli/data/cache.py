@@ -27,8 +27,9 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import h5py
 import numpy as np
@@ -178,17 +179,92 @@ class IndexRow(NamedTuple):
     mel_offset: int
 
 
-def read_index(path: Path) -> list[IndexRow]:
-    """Rows of an ``index.csv``."""
-    out = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            labels = tuple(int(x) for x in r["label_ids"].split(";") if x != "")
-            out.append(IndexRow(r["clip_id"], r["path"], r["split"], labels, int(r["shard"]), int(r["row"]),
-                                r["has_audio"] == "1", r["has_video"] == "1", float(r["duration_s"]),
-                                int(r["n_frames"]), int(r["audio_frames"]), int(r["width"]), int(r["height"]),
-                                int(r["frame_offset"]), int(r["mel_offset"])))
-    return out
+class _Strings:
+    """Many strings in one UTF-8 buffer + offsets: two numpy arrays instead of one Python object each."""
+
+    def __init__(self, items: list[str]) -> None:
+        data = [x.encode() for x in items]
+        self.offsets = np.zeros(len(data) + 1, np.int64)
+        np.cumsum([len(b) for b in data], out=self.offsets[1:])
+        self.buf = np.frombuffer(b"".join(data), np.uint8)
+
+    def __getitem__(self, i: int) -> str:
+        return self.buf[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
+
+
+_NUMERIC = {"shard": np.int32, "row": np.int32, "duration_s": np.float64, "n_frames": np.int32,
+            "audio_frames": np.int32, "width": np.int32, "height": np.int32, "frame_offset": np.int64,
+            "mel_offset": np.int64}
+
+
+class ClipIndex(Sequence[IndexRow]):
+    """``index.csv`` held as columns: numpy arrays and packed string tables, about 100 bytes per clip and no
+    Python object per clip. At AudioSet scale (2M clips) a list of row tuples took over 1 GB per process,
+    and DataLoader workers forked from it copied those pages as they touched the objects' reference counts;
+    numpy buffers stay shared. Rows are built on demand (``index[i]``, iteration); ``position(clip_id)``
+    builds its lookup table on first use."""
+
+    def __init__(self, path: Path) -> None:
+        cols: dict[str, list[Any]] = {k: [] for k in ("clip_id", "path", "split", *_NUMERIC, "has_audio", "has_video")}
+        label_ids: list[int] = []
+        label_counts: list[int] = []
+        with path.open(newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                for k, v in cols.items():
+                    v.append(r[k])
+                ids = [int(x) for x in r["label_ids"].split(";") if x != ""]
+                label_ids.extend(ids)
+                label_counts.append(len(ids))
+        self.clip_id, self.path = _Strings(cols["clip_id"]), _Strings(cols["path"])
+        self.split_names: list[str] = sorted(set(cols["split"]))
+        code = {name: i for i, name in enumerate(self.split_names)}
+        self.split_code = np.array([code[x] for x in cols["split"]], np.int16)
+        self.columns = {k: np.array(cols[k], dtype=t) for k, t in _NUMERIC.items()}
+        self.has_audio = np.array(cols["has_audio"]) == "1"
+        self.has_video = np.array(cols["has_video"]) == "1"
+        self.label_ids = np.array(label_ids, np.int32)
+        self.label_offsets = np.zeros(len(label_counts) + 1, np.int64)
+        np.cumsum(label_counts, out=self.label_offsets[1:])
+        self._positions: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.split_code)
+
+    @overload
+    def __getitem__(self, i: int) -> IndexRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[IndexRow]: ...
+
+    def __getitem__(self, i: int | slice) -> IndexRow | list[IndexRow]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"clip index {i} out of range (0..{len(self) - 1})")
+        c = {k: v[i].item() for k, v in self.columns.items()}
+        labels = tuple(self.label_ids[self.label_offsets[i]:self.label_offsets[i + 1]].tolist())
+        return IndexRow(self.clip_id[i], self.path[i], self.split_names[self.split_code[i]], labels, c["shard"],
+                        c["row"], bool(self.has_audio[i]), bool(self.has_video[i]), c["duration_s"], c["n_frames"],
+                        c["audio_frames"], c["width"], c["height"], c["frame_offset"], c["mel_offset"])
+
+    def in_splits(self, splits: set[str] | None) -> np.ndarray:
+        """Boolean mask of the clips in ``splits`` (all clips for None)."""
+        if splits is None:
+            return np.ones(len(self), bool)
+        return np.isin(self.split_code, [i for i, n in enumerate(self.split_names) if n in splits])
+
+    def position(self, clip_id: str) -> int:
+        """Row number of ``clip_id``; ``KeyError`` when absent."""
+        if self._positions is None:
+            self._positions = {self.clip_id[i]: i for i in range(len(self))}
+        return self._positions[clip_id]
+
+
+def read_index(path: Path) -> ClipIndex:
+    """Rows of an ``index.csv`` (a sequence of ``IndexRow``, stored by columns)."""
+    return ClipIndex(path)
 
 
 class Cache:
@@ -205,8 +281,7 @@ class Cache:
         self.label_names: list[str] = meta["label_names"]
         self.multilabel: bool = meta["multilabel"]
         self.stats: dict[str, Any] = summary.get("stats", {})
-        self.index: list[IndexRow] = read_index(self.dir / "index.csv")
-        self._pos = {r.clip_id: i for i, r in enumerate(self.index)}
+        self.index: ClipIndex = read_index(self.dir / "index.csv")
         self._files: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 
@@ -220,14 +295,17 @@ class Cache:
 
     def clip_ids(self, split: str | None = None) -> list[str]:
         """Clip ids in index order, optionally of one split."""
-        return [r.clip_id for r in self.index if split is None or r.split == split]
+        mask = self.index.in_splits(None if split is None else {split})
+        return [self.index.clip_id[i] for i in np.flatnonzero(mask).tolist()]
 
-    def row(self, clip_id: str) -> IndexRow:
-        """The clip's ``index.csv`` row."""
+    def row(self, clip: str | IndexRow) -> IndexRow:
+        """The clip's ``index.csv`` row (given its id, or the row itself)."""
+        if isinstance(clip, IndexRow):
+            return clip
         try:
-            return self.index[self._pos[clip_id]]
+            return self.index[self.index.position(clip)]
         except KeyError:
-            raise KeyError(f"clip {clip_id!r} is not in the cache") from None
+            raise KeyError(f"clip {clip!r} is not in the cache") from None
 
     def _file(self, shard: int) -> h5py.File:
         if os.getpid() != self._pid:  # a forked worker: never reuse the parent's HDF5 handles
@@ -245,11 +323,11 @@ class Cache:
         r = self.row(clip_id)
         return read_json_dataset(self._file(r.shard), "clips_json")[r.row]["info"]
 
-    def frames(self, clip_id: str, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
+    def frames(self, clip_id: str | IndexRow, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
         """Decoded frames uint8 ``[T, H, W, 3]`` (all, or the given slot indices; repeats allowed)."""
         r = self.row(clip_id)
         if not r.has_video:
-            raise ValueError(f"clip {clip_id!r} has no video")
+            raise ValueError(f"clip {r.clip_id!r} has no video")
         idx = np.arange(r.n_frames) if indices is None else np.asarray(indices, dtype=np.int64)
         f = self._file(r.shard)
         spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames].tolist()  # [T] (byte offset, length)
@@ -261,11 +339,11 @@ class Cache:
                 images[start] = decode_jpeg(jpeg[start:start + length])
         return np.stack([images[spans[i][0]] for i in idx.tolist()])
 
-    def logmel(self, clip_id: str) -> np.ndarray:
+    def logmel(self, clip_id: str | IndexRow) -> np.ndarray:
         """float16 ``[F, A]`` log-mel."""
         r = self.row(clip_id)
         if not r.has_audio:
-            raise ValueError(f"clip {clip_id!r} has no audio")
+            raise ValueError(f"clip {r.clip_id!r} has no audio")
         return self._file(r.shard)["logmel"][:, r.mel_offset:r.mel_offset + r.audio_frames]
 
     def load(self, clip_id: str) -> dict[str, Any]:

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import augment as aug
 from .augment import AugmentConfig
-from .cache import Cache, IndexRow
+from .cache import Cache, ClipIndex, IndexRow
 
 
 def _pair(x: int | Sequence[int]) -> tuple[int, int]:
@@ -63,18 +64,17 @@ class ClipDataset(Dataset):
         self.multilabel = self.cache.multilabel
         self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
 
-    def _select(self, splits: set[str] | None) -> tuple[list[IndexRow], dict[str, int]]:
-        rows, excluded = [], {"no_audio": 0, "no_video": 0}
-        for r in self.cache.index:
-            if splits is not None and r.split not in splits:
-                continue
-            if "audio" in self.modalities and not r.has_audio:
-                excluded["no_audio"] += 1
-            elif "video" in self.modalities and not r.has_video:
-                excluded["no_video"] += 1
-            else:
-                rows.append(r)
-        return rows, excluded
+    def _select(self, splits: set[str] | None) -> tuple[_Rows, dict[str, int]]:
+        """The clips of ``splits`` that have every requested modality (positions in the index), and how
+        many were left out for lacking one."""
+        index = self.cache.index
+        keep = index.in_splits(splits)
+        no_audio = keep & ~index.has_audio if "audio" in self.modalities else np.zeros(len(index), bool)
+        keep &= ~no_audio
+        no_video = keep & ~index.has_video if "video" in self.modalities else np.zeros(len(index), bool)
+        keep &= ~no_video
+        excluded = {"no_audio": int(no_audio.sum()), "no_video": int(no_video.sum())}
+        return _Rows(index, np.flatnonzero(keep)), excluded
 
     def _mel_norm(self, how: str) -> tuple[torch.Tensor, torch.Tensor]:
         stats = self.cache.stats
@@ -133,7 +133,7 @@ class ClipDataset(Dataset):
         return torch.tensor(row.labels[0] if row.labels else -1, dtype=torch.long)
 
     def _audio(self, row: IndexRow, centers: list[float], g: torch.Generator | None) -> torch.Tensor:
-        mel = torch.from_numpy(self.cache.logmel(row.clip_id).astype("float32"))  # [F, A_clip]
+        mel = torch.from_numpy(self.cache.logmel(row).astype("float32"))  # [F, A_clip]
         mean, std = self._norm  # type: ignore[misc]
         mel = (mel - mean) / std
         views = []
@@ -159,7 +159,7 @@ class ClipDataset(Dataset):
         for c in centers:
             start = aug.window_start(c, fps, span, row.n_frames)
             idx = aug.frame_indices(start, self.frames, self.frame_stride, row.n_frames)
-            clips.append(torch.from_numpy(self.cache.frames(row.clip_id, idx)).permute(0, 3, 1, 2))  # [T,3,H,W]
+            clips.append(torch.from_numpy(self.cache.frames(row, idx)).permute(0, 3, 1, 2))  # [T,3,H,W]
         h, w = clips[0].shape[-2:]
         if g is not None:
             a = self.augment
@@ -171,6 +171,27 @@ class ClipDataset(Dataset):
         views = [aug.normalize_video(aug.crop_resize(clip, box, self.image_size))
                  for clip in clips for box in aug.eval_boxes(h, w, self.eval_crops)]
         return torch.stack(views)  # [V, 3, T, S, S]
+
+
+class _Rows(Sequence[IndexRow]):
+    """The selected clips: positions into the cache's column index, rows built on demand."""
+
+    def __init__(self, index: ClipIndex, positions: np.ndarray) -> None:
+        self._index, self.positions = index, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, i: int) -> IndexRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[IndexRow]: ...
+
+    def __getitem__(self, i: int | slice) -> IndexRow | list[IndexRow]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._index[int(self.positions[i])]
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

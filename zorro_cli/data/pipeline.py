@@ -72,8 +72,7 @@ def _deadline(seconds: float | None) -> Iterator[None]:
 
     The signal is handled between Python steps of the decode loop (every packet), so a file that takes
     too long is stopped; a decoder stuck inside a single FFmpeg call is not interrupted by this."""
-    usable = seconds is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
+    if seconds is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
