@@ -231,3 +231,22 @@ def test_unimodal_run_initialises_a_multimodal_finetune(tmp_path: Path, tiny_cac
           "train.max_steps=4", *FAST)
     report = json.loads((both / "run.json").read_text())["init_report"]
     assert report["kind"] == "zorro" and report["skipped"] == [] and report["fresh"] == 0
+
+
+def test_tensorboard_events_carry_the_logged_metrics(tmp_path: Path, tiny_cache: Path) -> None:
+    """``log.tensorboard``: the run's ``tb/`` events hold the same scalars, at the same steps, as
+    ``metrics.jsonl`` (tensorboard comes with the ``test`` extra)."""
+    pytest.importorskip("tensorboard", reason="tensorboard is installed by the test extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "tb-run"
+    zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(run), "train.max_steps=6",
+          "log.tensorboard=true", *FAST)
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = {(k, r["step"]): v for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))}
+    assert {"loss", "lr"} <= set(events.Tags()["scalars"])
+    got = {(tag, e.step): e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag)}
+    assert set(got) == set(logged)
+    assert all(abs(got[k] - logged[k]) <= 1e-6 * max(1.0, abs(logged[k])) for k in logged)
