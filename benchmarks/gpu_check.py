@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import count_flops, describe_machine, matmul_peak, time_side_by_side
+from _common import count_flops, describe_machine, matmul_peak, sync, time_side_by_side
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from zorro_cli.model import Zorro, ZorroConfig, build_model
@@ -140,14 +140,19 @@ def check_kernels(device: torch.device, batch: int, reps: int) -> list[str]:
     return rows
 
 
-def train_step(model: Zorro, batch: int, device: torch.device) -> Callable[[], None]:
+def train_step(model: Zorro, batch: int, device: torch.device, compile: bool = False) -> Callable[[], None]:
     x = {k: v.to(device) for k, v in model.example_inputs(batch, torch.Generator().manual_seed(0)).items()}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+
+    def embed(audio: torch.Tensor, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model.project(model.encode(audio=audio, video=video))
+
+    embed_fn = torch.compile(embed) if compile else embed
 
     def run() -> None:
         amp = device.type != "meta"
         with torch.autocast(device.type if amp else "cpu", dtype=torch.bfloat16, enabled=amp):
-            proj = model.project(model.encode(audio=x["audio"], video=x["video"]))
+            proj = embed_fn(x["audio"], x["video"])
         loss, _ = contrastive_loss(proj, model.config.temperature, gather=False)
         loss.backward()
         opt.step()
@@ -155,12 +160,20 @@ def train_step(model: Zorro, batch: int, device: torch.device) -> Callable[[], N
     return run
 
 
-def check_training(device: torch.device, batch: int, reps: int, peak: float) -> list[str]:
+def check_training(device: torch.device, batch: int, reps: int, peak: float, compile: bool = False,
+                   preset: str = "zorro_vit_b16") -> list[str]:
     rows = []
-    flops = count_flops(train_step(build_model("zorro_vit_b16", num_classes=0).to("meta"), batch,
+    flops = count_flops(train_step(build_model(preset, num_classes=0).to("meta"), batch,
                                    torch.device("meta")))
-    models = {impl: build_model("zorro_vit_b16", num_classes=0, attention=impl).to(device) for impl in ("block", "dense")}
+    models = {impl: build_model(preset, num_classes=0, attention=impl).to(device) for impl in ("block", "dense")}
     steps = {impl: train_step(m, batch, device) for impl, m in models.items()}
+    if compile:  # torch.compile (inductor) of forward + projection; the first call compiles
+        t0 = time.perf_counter()
+        steps["block+compile"] = train_step(build_model(preset, num_classes=0).to(device), batch, device,
+                                            compile=True)
+        steps["block+compile"]()
+        sync(device)
+        rows.append(f"  torch.compile: first step (compiling) {time.perf_counter() - t0:.0f} s")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     steps["block"]()
@@ -168,12 +181,14 @@ def check_training(device: torch.device, batch: int, reps: int, peak: float) -> 
     t = time_side_by_side(steps, reps=reps, warmup=3, device=device)
     RESULTS["train_step"] = {"batch": batch, "tflop_per_step": flops / 1e12, "s_per_step": t,
                              "peak_mem_gib_block": mem, "bf16_peak_tflops": peak / 1e12}
-    rows.append(f"zorro_vit_b16 training step (contrastive, AdamW), bf16 autocast, batch {batch}: "
+    rows.append(f"{preset} training step (contrastive, AdamW), bf16 autocast, batch {batch}: "
                 f"{flops / 1e12:.2f} TFLOP/step (block-skipping), peak memory {mem:.1f} GiB")
     for impl, sec in t.items():
         rows.append(f"  {impl:6s} attention: {sec * 1e3:8.1f} ms/step  {batch / sec:7.1f} clips/s  "
                     f"{flops / sec / 1e12:6.1f} TFLOP/s = {flops / sec / peak:5.1%} of measured bf16 matmul peak")
     rows.append(f"  block vs dense in the whole step: {t['dense'] / t['block']:.2f}x")
+    if "block+compile" in t:
+        rows.append(f"  torch.compile vs eager (block): {t['block'] / t['block+compile']:.2f}x")
     return rows
 
 
@@ -183,6 +198,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--json", default="")
     ap.add_argument("--device", default="cuda", help="cuda; 'cpu' only to smoke-test this script")
+    ap.add_argument("--sections", default="correctness,kernels,training")
+    ap.add_argument("--compile", action="store_true", help="also time a torch.compile'd training step")
+    ap.add_argument("--preset", default="zorro_vit_b16", help="model of the training section")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -191,9 +209,11 @@ def main() -> int:
     t0 = time.perf_counter()
     peak = matmul_peak(device, torch.bfloat16, n=8192 if device.type == "cuda" else 512)
     report = [f"machine: {describe_machine(device)}; measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s"]
-    for section in (lambda: check_correctness(device), lambda: check_kernels(device, 8 if device.type == "cuda" else 1, args.reps),
-                    lambda: check_training(device, args.batch, args.reps, peak)):
-        rows = section()
+    sections = {"correctness": lambda: check_correctness(device),
+                "kernels": lambda: check_kernels(device, 8 if device.type == "cuda" else 1, args.reps),
+                "training": lambda: check_training(device, args.batch, args.reps, peak, args.compile, args.preset)}
+    for name in args.sections.split(","):
+        rows = sections[name]()
         report += rows
         print("\n".join(rows), flush=True)
         if args.json:

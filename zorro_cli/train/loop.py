@@ -72,7 +72,8 @@ def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     t = task.recipe.train
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
     cpu = t.cpu or not torch.cuda.is_available()
-    return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers)
+    return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers,
+                       dynamo_backend="inductor" if t.compile else "no")
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Position,
                 log: RunLog) -> None:
     state = acc.get_state_dict(objective)
-    state = {k.removeprefix("model."): v for k, v in state.items()}
+    state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
     opt_state = optimizer.state_dict()
     rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
     if acc.is_main_process:
