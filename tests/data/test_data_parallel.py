@@ -22,5 +22,28 @@ def test_worker_crash_is_contained():
     out = list(process_all(tasks, PreprocessConfig(), workers=2, fn=crash_on_c3))
     assert [r.task.clip_id for r in out] == [t.clip_id for t in tasks]
     failed = [r for r in out if isinstance(r, ClipFailure)]
-    assert [(f.task.clip_id, f.reason) for f in failed] == [("c3", "decoder crashed the worker process (twice)")]
+    assert [(f.task.clip_id, f.reason) for f in failed] == [
+        ("c3", "the worker process died twice on this clip (decoder crash, or stuck in one decoder call for 1205 s)")]
     assert [r.duration_s for r in out if isinstance(r, ClipResult)] == [0, 1, 2, 4, 5, 6, 7]
+
+
+def hang_on_c2(task: ClipTask) -> ClipResult | ClipFailure:
+    """Stands in for a decoder stuck inside one C call (here a regular expression that backtracks for
+    hours; no ``clip_timeout_s`` alarm is armed around it)."""
+    if task.clip_id == "c2":
+        import re
+
+        re.match(r"(a+)+$", "a" * 64 + "b")  # hours of backtracking without returning to Python
+    return ClipResult(task, None, None, float(task.clip_id[1:]))
+
+
+def test_worker_stuck_in_one_call_is_ended_by_the_watchdog():
+    """``clip_timeout_s`` cannot interrupt a call that never returns to Python; the watchdog ends the
+    worker after 2 x clip_timeout_s + 5 s and the clip becomes a failure, the others are kept."""
+    tasks = [ClipTask(f"c{i}", f"c{i}.mp4", "/none", (), "train") for i in range(5)]
+    cfg = PreprocessConfig(clip_timeout_s=0.25)  # watchdog after 5.5 s
+    out = list(process_all(tasks, cfg, workers=2, fn=hang_on_c2))
+    assert [r.task.clip_id for r in out] == [t.clip_id for t in tasks]
+    failed = [(r.task.clip_id, r.reason) for r in out if isinstance(r, ClipFailure)]
+    assert failed == [("c2", "the worker process died twice on this clip (decoder crash, or stuck in one "
+                             "decoder call for 5.5 s)")]

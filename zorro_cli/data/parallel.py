@@ -4,12 +4,16 @@ Results come back in task order (so shards are identical for any number of worke
 number of tasks in flight (so memory stays flat). A worker killed by a decoder crash breaks the pool:
 the results already computed are kept, the other tasks in flight are retried one by one in a fresh
 single-worker pool, a task that kills its worker again becomes a ``ClipFailure``, and the run goes on
-with a new pool.
+with a new pool. A worker stuck inside one decoder call (where ``clip_timeout_s``, checked between
+packets, cannot reach it) is ended by faulthandler's watchdog thread, which needs no GIL, after
+``2 x clip_timeout_s + 5`` seconds: the same path as a crash.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing as mp
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,9 +38,27 @@ def _init_worker(cfg: PreprocessConfig) -> None:
     _CFG = cfg
 
 
+def hard_limit(cfg: PreprocessConfig) -> float | None:
+    """Seconds after which a worker still inside one clip is ended (None: never)."""
+    return None if cfg.clip_timeout_s is None else 2 * cfg.clip_timeout_s + 5
+
+
 def _run(task: ClipTask) -> ClipResult | ClipFailure:
     assert _CFG is not None
     return process_clip(task, _CFG)
+
+
+def _guarded(fn: Work, task: ClipTask) -> ClipResult | ClipFailure:
+    """``fn(task)`` in a worker process, ended by the watchdog if it outlives :func:`hard_limit`."""
+    limit = None if _CFG is None else hard_limit(_CFG)
+    if limit is None:
+        return fn(task)
+    with open(os.devnull, "w") as quiet:  # the watchdog's traceback dump is not for the user
+        faulthandler.dump_traceback_later(limit, exit=True, file=quiet)
+        try:
+            return fn(task)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
 
 
 def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
@@ -52,9 +74,11 @@ Work = Callable[[ClipTask], "ClipResult | ClipFailure"]
 def _isolated(task: ClipTask, cfg: PreprocessConfig, fn: Work) -> ClipResult | ClipFailure:
     with _pool(1, cfg) as pool:
         try:
-            return pool.submit(fn, task).result()
+            return pool.submit(_guarded, fn, task).result()
         except BrokenProcessPool:
-            return ClipFailure(task, "decoder crashed the worker process (twice)")
+            limit = hard_limit(cfg)
+            hung = "" if limit is None else f", or stuck in one decoder call for {limit:g} s"
+            return ClipFailure(task, f"the worker process died twice on this clip (decoder crash{hung})")
 
 
 def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int,
@@ -75,7 +99,7 @@ def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int,
                 task = next(todo, None)
                 if task is None:
                     break
-                pending.append((task, pool.submit(fn, task)))
+                pending.append((task, pool.submit(_guarded, fn, task)))
             if not pending:
                 return
             task, fut = pending[0]
