@@ -279,12 +279,13 @@ class _SkipUnneeded:
         self.queue: deque[Any] = deque()
         self.mode = "DEFAULT"
 
-    def push(self, packet: Any) -> Iterator[Any]:
-        """Queue ``packet``; yields the packets now ready to decode, in decode order."""
+    def push(self, packet: Any, hold: bool = True) -> Iterator[Any]:
+        """Queue ``packet``; yields the packets now ready to decode, in decode order (all of them when
+        not ``hold``ing, e.g. until the first frame has given the time origin)."""
         if packet.pts is not None:
             bisect.insort(self.pts, packet.pts)
         self.queue.append(packet)
-        while len(self.queue) > self.LOOKAHEAD:
+        while len(self.queue) > (self.LOOKAHEAD if hold else 0):
             yield self.queue.popleft()
 
     def drain(self) -> Iterator[Any]:
@@ -366,18 +367,18 @@ def decode_media(req: DecodeRequest, frame_fn: FrameFn | None = None) -> Decoded
     never holds all its RGB frames; ``Decoded.frames`` then holds what it returns."""
     container = _open(req.path)
     try:
-        out = _decode(container, req, frame_fn)
-    except DecodeError:
-        if not req.skip_unneeded:
-            raise
-        out = None
+        return _decode(container, req, frame_fn)
+    except _DecodeAgainInFull:
+        pass
     finally:
         container.close()
-    if out is None or (req.skip_unneeded and out.info.get("decode_error")):
-        # A stream that broke part-way: how much decoded depends on which frames were skipped before the
-        # break, so decode it again without skipping (rare) to report and keep exactly what a full decode does.
-        return decode_media(dataclasses.replace(req, skip_unneeded=False), frame_fn)
-    return out
+    return decode_media(dataclasses.replace(req, skip_unneeded=False), frame_fn)
+
+
+class _DecodeAgainInFull(Exception):
+    """A stream broke part-way while frames were being skipped: how much decoded depends on which frames
+    were skipped before the break, so the file is decoded again without skipping (rare), to keep and report
+    exactly what a full decode does."""
 
 
 def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Decoded:
@@ -400,33 +401,26 @@ def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Dec
         vstream.codec_context.thread_count = req.threads
     skipper = (_SkipUnneeded(vstream, req.fps, window) if vstream is not None and req.skip_unneeded
                and req.threads == 1 and "avi" not in container.format.name.split(",") else None)
-    error, first, decoding = "", True, False
+    error, first = "", True
 
     def decode(packet: Any) -> None:
-        nonlocal origin, first, decoding
+        nonlocal origin, first
         track: Any = video if packet.stream is vstream else audio
         if skipper is not None and track is video:
             skipper.prepare(packet, None if first or origin is None else origin + req.start)
-        decoding = True
         for frame in packet.decode():
             if first:
                 if origin is None or (not seeked and frame.time is not None and frame.time < origin):
                     origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
                 first = False
             track.add(frame, origin + req.start)
-        decoding = False
 
     try:
         for packet in container.demux([s for s in (vstream, astream) if s is not None]):
-            if skipper is not None and packet.stream is vstream and not first:
-                for ready in skipper.push(packet):
+            if skipper is not None and packet.stream is vstream:
+                for ready in skipper.push(packet, hold=not first):
                     decode(ready)
             else:
-                if skipper is not None and packet.stream is vstream:
-                    for ready in skipper.drain():  # (only before the first frame: none queued)
-                        decode(ready)
-                    if packet.pts is not None:
-                        bisect.insort(skipper.pts, packet.pts)
                 decode(packet)
             if (video is None or video.done) and (audio is None or audio.done):
                 break
@@ -434,13 +428,9 @@ def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Dec
             for ready in skipper.drain() if skipper is not None else ():
                 decode(ready)
     except Exception as exc:  # a decode error part-way: keep what decoded, coverage decides
+        if skipper is not None:
+            raise _DecodeAgainInFull from exc
         error = one_line(exc)
-        if skipper is not None and not decoding:  # the demuxer failed: what it read still decodes
-            try:
-                for ready in skipper.drain():
-                    decode(ready)
-            except Exception:
-                pass
     return _result(container, req, vstream, astream, video, audio, error)
 
 
