@@ -236,7 +236,8 @@ def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cros
     from zorro_cli.model.masks import TokenLayout
 
     torch.manual_seed(0)
-    attn = layers.CrossAttention(dim=48, heads=4)  # Q * heads = 8 < 48: the folded path runs
+    attn = layers.CrossAttention(dim=48, heads=4)  # Q * heads = 16 < 48: the folded path runs
+    assert attn.folds(4) and not attn.folds(12)
     layout = TokenLayout(audio=5, fusion=2, video=7)
     rows = [(0, 1, ["audio"]), (1, 2, ["video"]), (2, 3, ["fusion"]), (3, 4, ["audio", "fusion", "video"])]
     build = {"block": layers.block_plan, "dense": layers.dense_plan}[impl]
@@ -244,10 +245,10 @@ def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cros
     queries, x = torch.randn(3, 4, 48, requires_grad=True), torch.randn(3, 14, 48, requires_grad=True)
     results, kv_calls = [], []
     attn.kv.register_forward_hook(lambda *_: kv_calls.append(1))
-    for absorbed in (None, folded):
+    for used, fold in ((plan, False), (folded, True)):
         attn.zero_grad()
         queries.grad = x.grad = None
-        out = attn(queries, x, plan, absorbed)
+        out = attn(queries, x, used, fold)
         (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
         results.append((out.detach(), queries.grad, x.grad, [p.grad.clone() for p in attn.parameters()]))
     (o1, q1, x1, g1), (o2, q2, x2, g2) = results
@@ -261,6 +262,6 @@ def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cros
     x2_ = x.detach().clone()
     x2_[:, 7:] = torch.randn(3, 7, 48)
     with torch.no_grad():
-        a = attn(queries, x.detach(), plan, folded)[:, 0]
-        b = attn(queries, x2_, plan, folded)[:, 0]
+        a = attn(queries, x.detach(), folded, True)[:, 0]
+        b = attn(queries, x2_, folded, True)[:, 0]
     assert torch.equal(a, b)

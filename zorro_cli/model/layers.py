@@ -158,13 +158,18 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
+    def folds(self, n_queries: int) -> bool:
+        """Whether ``n_queries`` queries take the folded path (fewer absorbed queries than the width)."""
+        return n_queries * self.heads < self.q.in_features
+
     def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan,
-                absorbed_plan: AttentionPlan | None = None) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
-        """``absorbed_plan``: the same rows over ``Q * heads`` query-major absorbed queries (see class doc)."""
+                folded: bool = False) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        """``folded`` (see :meth:`folds`): ``plan``'s rows are over the ``Q * heads`` query-major absorbed
+        queries (see the class doc), else over the ``Q`` queries."""
         B, Q, D = queries.shape
         N, H, Dh = x.shape[1], self.heads, D // self.heads
         q = self.q(queries).reshape(B, Q, H, Dh)
-        if absorbed_plan is None or Q * H >= D:
+        if not folded:
             k, v = self.kv(x).reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)
             out = plan.attend(q.transpose(1, 2), k, v).transpose(1, 2)  # [B,Q,H,Dh]
         else:
@@ -172,7 +177,7 @@ class CrossAttention(nn.Module):
             # SDPA scales by 1/sqrt(D); the heads' scores need 1/sqrt(Dh): pre-multiply by sqrt(D/Dh)
             qa = torch.einsum("bqhd,hdc->bqhc", q, w_k) * math.sqrt(H)  # [B,Q,H,D]
             xs = x.unsqueeze(1)  # [B,1,N,D]
-            ctx = absorbed_plan.attend(qa.reshape(B, 1, Q * H, D), xs, xs).view(B, Q, H, D)
+            ctx = plan.attend(qa.reshape(B, 1, Q * H, D), xs, xs).view(B, Q, H, D)
             out = torch.einsum("bqhc,hdc->bqhd", ctx, w_v)
             if self.kv.bias is not None:
                 out = out + self.kv.bias.view(2, H, Dh)[1]
@@ -192,6 +197,6 @@ class CrossAttentionBlock(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
 
     def forward(self, queries: Tensor, x: Tensor, plan: AttentionPlan,
-                absorbed_plan: AttentionPlan | None = None) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
-        q = queries + self.attn(self.norm_q(queries), x, plan, absorbed_plan)
+                folded: bool = False) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
+        q = queries + self.attn(self.norm_q(queries), x, plan, folded)
         return self.norm(q + self.mlp(self.norm2(q)))

@@ -112,11 +112,13 @@ class OutputDecoder(nn.Module):
         x, layout = concat_groups(tokens)  # [B,N,D]
         index = [self.names.index(o) for o in outputs]
         rows = [(i, i + 1, [g for g in self.rules[o] if g in tokens]) for i, o in enumerate(outputs)]
+        folded = self.block.attn.folds(len(outputs))
+        if folded:  # the same rows over the query-major (output, head) absorbed queries
+            h = self.block.attn.heads
+            rows = [(i * h, j * h, groups) for i, j, groups in rows]
         plan = self.plan_builder(layout, rows)
-        h = self.block.attn.heads  # the same rows over query-major (output, head) absorbed queries
-        absorbed = self.plan_builder(layout, [(i * h, j * h, groups) for i, j, groups in rows])
         q = self.queries[index].unsqueeze(0).expand(x.shape[0], -1, -1)  # [B,Q,D]
-        out = self.block(q, x, plan, absorbed)
+        out = self.block(q, x, plan, folded)
         return {o: out[:, i] for i, o in enumerate(outputs)}
 
 
