@@ -183,7 +183,8 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     (out / f"{PLAN_FAILURES}.tmp-{part}").replace(out / PLAN_FAILURES)
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
-    plans = {k: _plan_of(tasks, k, size) for k in mine}
+    # what each shard holds (a part also checks the other parts' shards before finishing the cache)
+    plans = {k: fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]]) for k in range(num_shards)}
     _remove_leftovers(out, mine, whole=parts == 1)
     todo = [k for k in mine if not shard_done(shard_path(out, k), meta["fingerprint"], plans[k])]
     t_plan = time.monotonic() - t0
@@ -192,16 +193,11 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     timings = {"plan_s": round(t_plan, 3), "process_s": round(t_proc, 3), "clips_processed": processed,
                "clips_per_s": round(processed / max(t_proc, 1e-9), 2), "workers": job.workers,
                "shards_skipped": len(mine) - len(todo)}
-    if missing_shards(out, num_shards) or (parts > 1 and not all(  # another part's shards may be stale
-            shard_done(shard_path(out, k), meta["fingerprint"], _plan_of(tasks, k, size)) for k in range(num_shards))):
+    if missing_shards(out, num_shards) or not all(  # another part's shards may be stale
+            shard_done(shard_path(out, k), meta["fingerprint"], plans[k]) for k in range(num_shards) if k % parts != part):
         return {"part": f"{part}/{parts}", "complete": False, "timings": timings,
                 "counts": {"cached": cached_in(out, mine)}, "shards": num_shards}
     return {**finalize(out, timings), "complete": True}
-
-
-def _plan_of(tasks: list[ClipTask], k: int, size: int) -> str:
-    """Fingerprint of the clips shard ``k`` holds."""
-    return fingerprint([_task_key(t) for t in tasks[k * size:(k + 1) * size]])
 
 
 def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:

@@ -28,14 +28,16 @@ from .pipeline import ClipFailure, ClipResult, process_clip
 # head of the queue must not starve the other workers (one AudioSet result is ~1 MB: memory stays flat).
 IN_FLIGHT = 64
 _CFG: PreprocessConfig | None = None
+_QUIET: Any = None
 
 
 def _init_worker(cfg: PreprocessConfig) -> None:
-    global _CFG
+    global _CFG, _QUIET
     import torch
 
     torch.set_num_threads(1)  # one process per core: no nested thread pools
     _CFG = cfg
+    _QUIET = open(os.devnull, "w")  # noqa: SIM115 (the watchdog's dump target, open for the worker's life)
 
 
 def hard_limit(cfg: PreprocessConfig) -> float | None:
@@ -53,12 +55,11 @@ def _guarded(fn: Work, task: ClipTask) -> ClipResult | ClipFailure:
     limit = None if _CFG is None else hard_limit(_CFG)
     if limit is None:
         return fn(task)
-    with open(os.devnull, "w") as quiet:  # the watchdog's traceback dump is not for the user
-        faulthandler.dump_traceback_later(limit, exit=True, file=quiet)
-        try:
-            return fn(task)
-        finally:
-            faulthandler.cancel_dump_traceback_later()
+    faulthandler.dump_traceback_later(limit, exit=True, file=_QUIET)  # its traceback dump is not for the user
+    try:
+        return fn(task)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
