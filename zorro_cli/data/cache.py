@@ -234,11 +234,11 @@ class ClipIndex(Sequence[IndexRow]):
     def __getitem__(self, i: int) -> IndexRow: ...
 
     @overload
-    def __getitem__(self, i: slice) -> list[IndexRow]: ...
+    def __getitem__(self, i: slice) -> IndexView: ...
 
-    def __getitem__(self, i: int | slice) -> IndexRow | list[IndexRow]:
+    def __getitem__(self, i: int | slice) -> IndexRow | IndexView:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            return IndexView(self, np.arange(len(self))[i])
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):
@@ -248,6 +248,10 @@ class ClipIndex(Sequence[IndexRow]):
         return IndexRow(self.clip_id[i], self.path[i], self.split_names[self.split_code[i]], labels, c["shard"],
                         c["row"], bool(self.has_audio[i]), bool(self.has_video[i]), c["duration_s"], c["n_frames"],
                         c["audio_frames"], c["width"], c["height"], c["frame_offset"], c["mel_offset"])
+
+    def select(self, mask: np.ndarray) -> IndexView:
+        """The rows where the boolean ``mask`` is true."""
+        return IndexView(self, np.flatnonzero(mask))
 
     def in_splits(self, splits: set[str] | None) -> np.ndarray:
         """Boolean mask of the clips in ``splits`` (all clips for None)."""
@@ -260,6 +264,27 @@ class ClipIndex(Sequence[IndexRow]):
         if self._positions is None:
             self._positions = {self.clip_id[i]: i for i in range(len(self))}
         return self._positions[clip_id]
+
+
+class IndexView(Sequence[IndexRow]):
+    """The rows of a ``ClipIndex`` at some positions (a selection, a slice), built on demand."""
+
+    def __init__(self, source: ClipIndex, positions: np.ndarray) -> None:
+        self.source, self.positions = source, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, i: int) -> IndexRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> IndexView: ...
+
+    def __getitem__(self, i: int | slice) -> IndexRow | IndexView:
+        if isinstance(i, slice):
+            return IndexView(self.source, self.positions[i])
+        return self.source[int(self.positions[i])]
 
 
 def read_index(path: Path) -> ClipIndex:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, default_collate
 
 from . import augment as aug
 from .augment import AugmentConfig
-from .cache import Cache, ClipIndex, IndexRow
+from .cache import Cache, IndexRow, IndexView
 
 
 def _pair(x: int | Sequence[int]) -> tuple[int, int]:
@@ -64,7 +64,7 @@ class ClipDataset(Dataset):
         self.multilabel = self.cache.multilabel
         self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
 
-    def _select(self, splits: set[str] | None) -> tuple[_Rows, dict[str, int]]:
+    def _select(self, splits: set[str] | None) -> tuple[IndexView, dict[str, int]]:
         """The clips of ``splits`` that have every requested modality (positions in the index), and how
         many were left out for lacking one."""
         index = self.cache.index
@@ -74,7 +74,7 @@ class ClipDataset(Dataset):
         no_video = keep & ~index.has_video if "video" in self.modalities else np.zeros(len(index), bool)
         keep &= ~no_video
         excluded = {"no_audio": int(no_audio.sum()), "no_video": int(no_video.sum())}
-        return _Rows(index, np.flatnonzero(keep)), excluded
+        return index.select(keep), excluded
 
     def _mel_norm(self, how: str) -> tuple[torch.Tensor, torch.Tensor]:
         stats = self.cache.stats
@@ -171,27 +171,6 @@ class ClipDataset(Dataset):
         views = [aug.normalize_video(aug.crop_resize(clip, box, self.image_size))
                  for clip in clips for box in aug.eval_boxes(h, w, self.eval_crops)]
         return torch.stack(views)  # [V, 3, T, S, S]
-
-
-class _Rows(Sequence[IndexRow]):
-    """The selected clips: positions into the cache's column index, rows built on demand."""
-
-    def __init__(self, index: ClipIndex, positions: np.ndarray) -> None:
-        self._index, self.positions = index, positions
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    @overload
-    def __getitem__(self, i: int) -> IndexRow: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[IndexRow]: ...
-
-    def __getitem__(self, i: int | slice) -> IndexRow | list[IndexRow]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return self._index[int(self.positions[i])]
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
