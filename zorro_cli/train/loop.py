@@ -28,6 +28,7 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_s
 from safetensors.torch import load_file
 from torch import Tensor
 
+from ..data.augment import item_generator, mixup_batch
 from ..model.pretrained import WEIGHTS
 from ..model.zorro import Zorro
 from .checkpoint import (
@@ -84,6 +85,7 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Iterator
     """(epoch, batch) pairs from ``pos`` on, epoch after epoch, in the deterministic order."""
     t, d = setup.recipe.train, setup.recipe.data
     epoch, start = pos.epoch, pos.batch_in_epoch
+    classes = setup.model.config.num_classes  # 0 when pre-training: no labels to mix
     while True:
         sampler = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, acc.process_index,
                                       t.seed, epoch, start)
@@ -94,6 +96,9 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Iterator
         for j, batch in enumerate(loader, start=start):
             if j >= usable:
                 break
+            if d.augment.mixup_alpha > 0 and classes:  # a pure function of (seed, epoch, first clip)
+                g = item_generator(t.seed, epoch, int(batch["index"][0]))
+                batch = mixup_batch(batch, d.augment.mixup_alpha, g, classes)
             yield epoch, batch
         epoch, start = epoch + 1, 0
 
