@@ -43,7 +43,7 @@ class ModelSection:
     drop_path: float = 0.0  # [choice]
     proj_dim: int = 512  # [choice] contrastive projection width
     temperature: float = 0.08  # [paper] τ
-    learn_temperature: bool = False  # [choice] the paper fixes τ
+    learn_temperature: bool = False  # [choice] τ fixed (the paper gives only its value)
     attention: Literal["block", "dense"] = "block"
 
     def sizes(self) -> dict[str, Any]:
@@ -138,9 +138,9 @@ class TrainSection:
     grad_clip: float = 1.0  # [choice] max global grad norm; 0 = off
     precision: Literal["no", "bf16", "fp16"] = "no"  # autocast precision (bf16 works on CPU too)
     seed: int = 0
-    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] main loss, or "equation 3" (+ fusion)
+    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] audio-visual contrastive; [choice] InfoNCE o_A-o_V, or "equation 3" (+ fusion)
     head_weights: dict[str, float] = field(default_factory=lambda: {
-        "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [summary] loss summed over heads
+        "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [choice] one loss per head, summed
     checkpoint_every: int = 1000  # optimiser steps
     keep_last: int = 2
     eval_every: int = 0  # optimiser steps; 0 = only at the end (when data.val_split is set)
