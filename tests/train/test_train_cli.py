@@ -213,9 +213,12 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path: Path, tiny_cach
 
 
 def test_bf16_autocast_on_cpu(tmp_path: Path, tiny_cache: Path) -> None:
-    zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(tmp_path / "bf16"),
-          "train.max_steps=3", "train.precision=bf16", *FAST)
+    proc = zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(tmp_path / "bf16"),
+                 "train.max_steps=3", "train.precision=bf16", *FAST)
     assert all(v == v and v > 0 for v in losses(tmp_path / "bf16"))  # finite, positive
+    # 8 clips on one process: 7 negatives per clip, and the run says so once
+    said = " ".join(proc.stderr.split())  # (the console may wrap the line)
+    assert said.count("warning: 7 contrastive negatives per clip (train.batch_size 8 x 1 process(es) - 1)") == 1
 
 
 @pytest.mark.slow

@@ -67,6 +67,10 @@ class TrainTask:
     dry_run: bool = False
 
 
+# Fewer contrastive negatives than this per clip get a warning at the start of ``zorro pretrain``.
+MIN_NEGATIVES = 255
+
+
 def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     """Accelerate state for this run. Without a GPU, ``cpu=True`` is what makes Accelerate join a
     multi-process (torchrun / accelerate launch) group over gloo instead of running each process alone."""
@@ -136,6 +140,11 @@ def train(task: TrainTask) -> dict[str, Any]:
     if task.dry_run:
         return _dry_run(setup, acc, objective)
     log = RunLog(task, setup, acc, total, start_step=pos.step)
+    negatives = t.batch_size * acc.num_processes - 1  # InfoNCE gathers every process's micro-batch
+    if task.mode == "pretrain" and negatives < MIN_NEGATIVES:
+        log.info(f"warning: {negatives} contrastive negatives per clip (train.batch_size {t.batch_size} x "
+                 f"{acc.num_processes} process(es) - 1); τ = {model.config.temperature:g} was tuned for far larger "
+                 f"batches: raise train.batch_size or run on more processes (accumulation adds no negatives)")
     if ckpt is not None:
         log.info(f"resumed from {ckpt} at step {pos.step} (epoch {pos.epoch}, batch {pos.batch_in_epoch})")
     objective.train()
