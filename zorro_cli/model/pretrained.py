@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,12 +98,29 @@ def read_model_config(path: str | Path) -> tuple[ZorroConfig, dict[str, Any]]:
     return ZorroConfig.from_dict(full["model"]), full
 
 
+def legacy_config(config: ZorroConfig, keys: Collection[str]) -> ZorroConfig:
+    """The config of weights saved before a backbone option existed, the option written out.
+
+    Such a config leaves the option out, which now reads as the new default, while the weights have the
+    old layout: Zorro-Swin without relative position tables (``rel_pos_bias: false``), Zorro-HiP with one
+    set of blocks per level (``shared_blocks: true``). Checkpoints that set the option, or have the new
+    layout, are returned unchanged."""
+    extra = dict(config.extra)
+    if config.backbone == "swin" and "rel_pos_bias" not in extra and not any(".rel_pos." in k for k in keys):
+        extra["rel_pos_bias"] = False
+    if config.backbone == "hip" and "shared_blocks" not in extra and "backbone.levels.0.cross.norm_q.weight" in keys:
+        extra["shared_blocks"] = True
+    return config if extra == config.extra else config.replace(extra=extra)
+
+
 def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     """Build the model saved at ``path`` and load its weights (strict). ``overrides`` change the config
-    (e.g. ``attention="dense"``); shape-changing overrides fail at load time."""
+    (e.g. ``attention="dense"``); shape-changing overrides fail at load time. Weights saved before a
+    backbone option existed load as the model they were (:func:`legacy_config`)."""
     config, _ = read_model_config(path)
-    model = Zorro(config.replace(**overrides) if overrides else config)
     state = load_file(str(resolve_model_path(path)))
+    config = legacy_config(config, state.keys())
+    model = Zorro(config.replace(**overrides) if overrides else config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
