@@ -108,3 +108,20 @@ def test_weights_saved_before_independent_blocks_load_as_shared(tmp_path) -> Non
         torch.testing.assert_close(loaded(**x)["global"], old(**x)["global"], atol=0, rtol=0)
     save_pretrained(_tiny("independent"), tmp_path / "new")  # the new default round-trips as it is
     assert "shared_blocks" not in load_pretrained(tmp_path / "new").config.extra
+
+
+def test_a_shared_blocks_checkpoint_starts_independent_blocks_as_the_same_function(tmp_path) -> None:
+    from zorro_cli.model.pretrained import load_matching_weights
+
+    shared = _tiny("shared")
+    save_pretrained(shared, tmp_path / "m")
+    ind = _tiny("independent")
+    keys = load_matching_weights(ind, tmp_path / "m")
+    assert keys["skipped"] == [] and keys["fresh"] == []
+    assert torch.equal(ind.state_dict()["backbone.levels.1.blocks.0.fusion.attn.kv.weight"],
+                       shared.state_dict()["backbone.levels.1.blocks.0.attn.qkv.weight"][64:])
+    x = _inputs(shared, 0)
+    with torch.no_grad():
+        want, got = shared.encode(**x), ind.eval().encode(**x)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=0)

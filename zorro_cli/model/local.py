@@ -21,8 +21,11 @@ every group its rule names (one block of :class:`.layers.BlockPlan`).
 :class:`LocalPlan` computes exactly those pairs: tokens are gathered into windows by index and the
 windows run as extra attention heads, in at most two SDPA calls per modality (the windows that need no
 mask, and the shifted or padded edge windows with a boolean mask). :meth:`LocalPlan.dense` is the
-reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal). Window geometry depends only
-on shapes and is cached (:func:`cached_windows`), so a forward does no index arithmetic.
+reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal). A plan may carry a bias per
+windowed group (Swin's relative position bias, ``[H, Lq, Lk]`` added inside every window): the windows'
+masks then become additive float masks, and the dense reference one ``[H, Nq, Nk]`` float mask. Window
+geometry depends only on shapes and is cached (:func:`cached_windows`), so a forward does no index
+arithmetic.
 """
 
 from __future__ import annotations

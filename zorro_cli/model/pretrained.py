@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from .config import ZorroConfig
 from .zorro import Zorro
@@ -127,15 +129,44 @@ def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     return model.eval()
 
 
+_GROUP_KEY = re.compile(r"(backbone\.levels\.\d+\.(?:in_proj|cross|blocks\.\d+))\.(?:audio|video|fusion)\.(.+)")
+
+
+def _shared_hip_source(key: str, state: Mapping[str, Tensor]) -> tuple[str, Tensor] | None:
+    """The tensor of a shared-blocks HiP checkpoint that starts ``key`` of an independent-blocks model:
+    ``levels.i.<part>.<group>.x`` <- ``levels.i.<part>.x``, and a block's ``attn.q`` / ``attn.kv`` <- the
+    first third / the rest of the shared ``attn.qkv`` rows (q, k, v in that order). With every group
+    starting from the shared weights the independent model computes what the shared one did."""
+    m = _GROUP_KEY.fullmatch(key)
+    if m is None:
+        return None
+    prefix, rest = m.groups()
+    if f"{prefix}.{rest}" in state:
+        return f"{prefix}.{rest}", state[f"{prefix}.{rest}"]
+    a = re.fullmatch(r"attn\.(q|kv)\.(weight|bias)", rest)
+    src = f"{prefix}.attn.qkv.{a[2]}" if a else ""
+    if a is None or src not in state:
+        return None
+    d = state[src].shape[0] // 3
+    return src, (state[src][:d] if a[1] == "q" else state[src][d:])
+
+
 def load_matching_weights(model: Zorro, path: str | Path) -> dict[str, list[str]]:
     """Warm start: copy every tensor of the Zorro checkpoint at ``path`` whose name and shape match.
 
     Used to fine-tune from a pre-training run (its projectors are dropped, new heads stay fresh), from a
     unimodal run (all shared weights transfer), or across masking configurations (the fusion tokens
-    transfer only when their count matches). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
+    transfer only when their count matches). A HiP checkpoint with shared blocks starts each group's
+    independent blocks (:func:`_shared_hip_source`). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
     """
     state = load_file(str(resolve_model_path(path)))
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    used = set(take)
+    for k in set(own) - set(take):
+        found = _shared_hip_source(k, state)
+        if found is not None and found[1].shape == own[k].shape:
+            take[k] = found[1]
+            used.add(found[0])
     model.load_state_dict(take, strict=False)
-    return {"loaded": sorted(take), "skipped": sorted(set(state) - set(take)), "fresh": sorted(set(own) - set(take))}
+    return {"loaded": sorted(take), "skipped": sorted(set(state) - used), "fresh": sorted(set(own) - set(take))}
