@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from .backbone_options import config_grids, resolve_swin
 from .config import ZorroConfig
-from .layers import Block, concat_groups, drop_path_rates, split_groups
+from .layers import AttentionPlan, Block, concat_groups, drop_path_rates, split_groups
 from .local import (
     LOCAL_IMPLS,
     LocalBackbone,
@@ -195,11 +195,17 @@ class SwinStage(nn.Module):
         x, layout = concat_groups(tokens)  # [B,N,C]
         kinds = (False, True)[: len(self.blocks)]
         local = [swin_plan(layout, grids, self.windows, shifted, rules, x.device) for shifted in kinds]
-        shared = [] if len(self.rel_pos) else [impl(p) for p in local]  # no bias: one plan per kind
-        for i, block in enumerate(self.blocks):
-            x = block(x, shared[i % 2] if shared else impl(with_position_bias(local[i % 2], cast(nn.ModuleDict, self.rel_pos[i]))))
+        for block, plan in zip(self.blocks, self.block_plans(local, impl), strict=True):
+            x = block(x, plan)
         out = split_groups(x, layout, list(tokens))
         return self.merge(out, grids) if self.merge is not None else (out, dict(grids))
+
+    def block_plans(self, local: Sequence[LocalPlan], impl: PlanImpl) -> list[AttentionPlan]:
+        """Each block's plan: its window kind's (regular, shifted, ...), with its relative position bias."""
+        if not len(self.rel_pos):  # no bias: one plan per kind, shared by the blocks of that kind
+            kinds = [impl(p) for p in local]
+            return [kinds[i % 2] for i in range(len(self.blocks))]
+        return [impl(with_position_bias(local[i % 2], cast(nn.ModuleDict, b))) for i, b in enumerate(self.rel_pos)]
 
     def prepare(self, grids: Grids) -> dict[str, tuple[int, ...]]:
         """Cache this stage's windows for ``grids``; returns the grids after merging."""
