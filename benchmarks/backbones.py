@@ -9,7 +9,10 @@ machine hit all alike. FLOPs per step are counted on the meta device (the same g
 The paper's claims: Zorro-Swin trains about 25% faster than Zorro-ViT (1.25x), Zorro-HiP is the fastest.
 
     python benchmarks/backbones.py [--device auto|cpu|cuda] [--batch 2] [--reps 3] [--warmup 1] [--breakdown]
-                                   [--threads N]
+                                   [--threads N] [--backbones vit,swin,hip]
+
+A ``--backbones`` entry may set backbone options (``ZorroConfig.extra``) after colons, values as JSON, to
+compare variants side by side, e.g. ``--backbones swin,swin:rel_pos_bias=false,hip,hip:shared_blocks=true``.
 
 On a CPU shared with other work, ``--threads 1`` gives steadier figures: with several threads every
 parallel kernel waits at a barrier for a core another process holds, which costs the models made of many
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from collections.abc import Callable
 
 import torch
@@ -58,10 +62,22 @@ def train_step(model: Zorro, batch: int, device: torch.device, amp: bool) -> Cal
     return step
 
 
-def flops_per_step(name: str, batch: int) -> int:
+def parse_entry(entry: str) -> tuple[str, dict]:
+    """``"hip:shared_blocks=true"`` -> ``("hip", {"shared_blocks": True})``."""
+    backbone, *options = entry.split(":")
+    if backbone not in PRESETS:
+        raise SystemExit(f"--backbones: unknown backbone {backbone!r} in {entry!r}")
+    extra = {}
+    for opt in options:
+        key, _, value = opt.partition("=")
+        extra[key] = json.loads(value)
+    return backbone, extra
+
+
+def flops_per_step(name: str, batch: int, extra: dict | None = None) -> int:
     """Forward + backward FLOPs of one step, counted on the meta device."""
     with torch.device("meta"):
-        model = build_model(name, masking="zorro")
+        model = build_model(name, masking="zorro", extra=extra or {})
         return count_flops(train_step(model, batch, torch.device("meta"), amp=False))
 
 
@@ -85,7 +101,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--backbones", default="vit,swin,hip", help="comma-separated subset of vit,swin,hip")
+    ap.add_argument("--backbones", default="vit,swin,hip",
+                    help="comma-separated subset of vit,swin,hip; options after colons (swin:rel_pos_bias=false)")
     ap.add_argument("--breakdown", action="store_true", help="profile one step each: matmul-type share")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
@@ -94,30 +111,32 @@ def main() -> None:
     device = pick_device(args.device)
     amp = device.type == "cuda"
     names = args.backbones.split(",")
-    flops = {b: flops_per_step(PRESETS[b], args.batch) for b in names}
+    entries = {b: parse_entry(b) for b in names}
+    flops = {b: flops_per_step(PRESETS[kind], args.batch, extra) for b, (kind, extra) in entries.items()}
     models, steps = {}, {}
-    for b in names:
+    for b, (kind, extra) in entries.items():
         torch.manual_seed(0)
-        models[b] = build_model(PRESETS[b], masking="zorro").to(device).train()
+        models[b] = build_model(PRESETS[kind], masking="zorro", extra=extra).to(device).train()
         steps[b] = train_step(models[b], args.batch, device, amp)
     t = time_side_by_side(steps, reps=args.reps, warmup=args.warmup, device=device)
     base = t.get("vit")
     print(f"machine: {describe_machine(device)}; {'bf16 autocast' if amp else 'fp32'}; batch {args.batch}; "
           f"reps {args.reps} (median), warmup {args.warmup}; masking zorro; inputs 128x640 log-mel + 8x224x224")
-    print(f"{'backbone':<8} {'preset':<14} {'params':>8} {'GFLOP/step':>11} {'s/step':>8} {'clips/s':>8} "
+    width = max(8, *map(len, names))
+    print(f"{'backbone':<{width}} {'preset':<14} {'params':>8} {'GFLOP/step':>11} {'s/step':>8} {'clips/s':>8} "
           f"{'vs ViT':>7} {'FLOP ratio':>10} {'GFLOP/s':>8}  paper")
-    for b in names:
+    for b, (kind, _) in entries.items():
         n_params = sum(p.numel() for p in models[b].parameters())
         speed = f"{base / t[b]:.2f}x" if base else "-"
         flop_ratio = f"{flops['vit'] / flops[b]:.2f}x" if "vit" in flops else "-"
-        print(f"{b:<8} {PRESETS[b]:<14} {n_params / 1e6:>7.1f}M {flops[b] / 1e9:>11.0f} {t[b]:>8.2f} "
-              f"{args.batch / t[b]:>8.3f} {speed:>7} {flop_ratio:>10} {flops[b] / t[b] / 1e9:>8.1f}  {CLAIMS[b]}")
+        print(f"{b:<{width}} {PRESETS[kind]:<14} {n_params / 1e6:>7.1f}M {flops[b] / 1e9:>11.0f} {t[b]:>8.2f} "
+              f"{args.batch / t[b]:>8.3f} {speed:>7} {flop_ratio:>10} {flops[b] / t[b] / 1e9:>8.1f}  {CLAIMS[kind]}")
     print("vs ViT = ViT's s/step / this one's (> 1: faster); FLOP ratio = ViT's FLOPs / this one's "
           "(the speed-up if every FLOP cost the same).")
     if args.breakdown:
         for b in names:
             share = matmul_share(steps[b], device)
-            print(f"{b:<8} time in matmul-type kernels {share:.0%}, in everything else {1 - share:.0%}")
+            print(f"{b:<{width}} time in matmul-type kernels {share:.0%}, in everything else {1 - share:.0%}")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@ head is 32 wide, as in Swin and HiP [paper: Swin, HiP]. Problems are ``key: what
 Swin (``extra`` keys): ``stages`` (4), ``embed_dim`` (``dim / 2**(stages-1)``), ``depths`` (2 blocks
 in every stage but the third, which takes the rest: Swin-T 2-2-6-2 at depth 12, Swin-B 2-2-18-2 at
 depth 24), ``head_dim`` (32), ``audio_window`` (8, 10) over (Fp, Tp), ``video_window`` (8, 7, 7) over
-(Tp, Hp, Wp) [paper: Video Swin's window; the audio window is a choice that tiles 32x160 at every stage].
+(Tp, Hp, Wp) [paper: Video Swin's window; the audio window is a choice that tiles 32x160 at every stage],
+``rel_pos_bias`` (true: a learned relative position bias per window, head and block [paper: Swin]; false:
+none, the behaviour before it existed).
 
 HiP (``extra`` keys): ``levels`` (3), ``widths`` (doubling up to ``dim``), ``depths`` (latent
 self-attention layers per level: 2 at every level but the last, which takes the rest: HiP-16's 2-2-18 at
 depth 22), ``head_dim`` (32), ``audio_groups`` / ``video_groups`` (16-4-1, HiP-16's grouping),
-``latents`` per group (128, 256, 256, HiP-16's), ``fusion_latents`` (``fusion_tokens`` at every level).
+``latents`` per group (128, 256, 256, HiP-16's), ``fusion_latents`` (``fusion_tokens`` at every level),
+``shared_blocks`` (false: audio, video and fusion each have their own blocks [paper: Zorro]; true: one
+set per level shared by all three, the behaviour before independent blocks existed).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-SWIN_KEYS: tuple[str, ...] = ("stages", "embed_dim", "depths", "head_dim", "audio_window", "video_window")
+SWIN_KEYS: tuple[str, ...] = ("stages", "embed_dim", "depths", "head_dim", "audio_window", "video_window",
+                              "rel_pos_bias")
 HIP_KEYS: tuple[str, ...] = ("levels", "widths", "depths", "head_dim", "audio_groups", "video_groups",
-                             "latents", "fusion_latents")
+                             "latents", "fusion_latents", "shared_blocks")
 OPTION_KEYS: dict[str, tuple[str, ...]] = {"vit": (), "swin": SWIN_KEYS, "hip": HIP_KEYS}
 
 
@@ -54,6 +59,7 @@ class SwinOptions:
     heads: tuple[int, ...]
     audio_window: tuple[int, ...]
     video_window: tuple[int, ...]
+    rel_pos_bias: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class HiPOptions:
     video_groups: tuple[int, ...]
     latents: tuple[int, ...]
     fusion_latents: tuple[int, ...]
+    shared_blocks: bool = False
 
 
 class _Reader:
@@ -86,6 +93,13 @@ class _Reader:
         v = self.extra.get(key, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             self.problems.append(f"extra.{key}: expected a positive integer, got {v!r}")
+            return default
+        return v
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self.extra.get(key, default)
+        if not isinstance(v, bool):
+            self.problems.append(f"extra.{key}: expected true or false, got {v!r}")
             return default
         return v
 
@@ -145,7 +159,7 @@ def resolve_swin(cfg: ShapeConfig) -> tuple[SwinOptions, list[str]]:
     heads = _widths_heads(r, widths, r.integer("head_dim", 32))
     audio = r.integers("audio_window", (8, 10), 2)
     video = r.integers("video_window", (8, 7, 7), 3)
-    return SwinOptions(widths, depths, heads, audio, video), r.problems
+    return SwinOptions(widths, depths, heads, audio, video, r.boolean("rel_pos_bias", True)), r.problems
 
 
 def resolve_hip(cfg: ShapeConfig) -> tuple[HiPOptions, list[str]]:
@@ -170,7 +184,8 @@ def resolve_hip(cfg: ShapeConfig) -> tuple[HiPOptions, list[str]]:
             if groups[i] * latents[i] < groups[i + 1]:
                 r.problems.append(f"extra.{name}: level {i + 2} has {groups[i + 1]} groups but level {i + 1} "
                                   f"gives only {groups[i] * latents[i]} latents")
-    return HiPOptions(widths, depths, heads, audio, video, latents, fusion), r.problems
+    shared = r.boolean("shared_blocks", False)
+    return HiPOptions(widths, depths, heads, audio, video, latents, fusion, shared), r.problems
 
 
 def config_grids(cfg: Any) -> dict[str, tuple[int, ...]]:

@@ -4,6 +4,7 @@ Legend: B batch, C a level's width, N tokens, G groups of a modality, K latents 
 Kf fusion latents.
 
     level l (width C_l):  inputs {audio [B,Na,C_{l-1}], fusion [B,Nf,.], video [B,Nv,.]} -> linear to C_l
+    (each group through its own blocks, or all through one shared set per level: ``shared_blocks``)
       latents: audio [B,Ga*K,C_l] (Ga groups), fusion [B,Kf,C_l], video [B,Gv*K,C_l]  (learned, per group)
       1 cross-attention: each modality group's latents read their own chunk of the inputs;
                          the fusion latents read the inputs of every group their rule names
@@ -21,9 +22,14 @@ What comes from where:
   latents read only their own group. The other masking rules follow :mod:`.local`: a modality query
   reads its own group, plus (``bottleneck``) the fusion group or (``input_fusion``) also the other
   modality, in full.
-- [choice] one set of cross-attention and self-attention weights per level, shared by all groups (as
-  Zorro-ViT shares its blocks); the latents are per group; one shared linear maps the previous level's
-  width to this level's; the fusion group has ``fusion_latents`` latents per level.
+- [paper: Zorro] "each modality and the fusion tokens processed through independent HiP blocks": by
+  default audio, video and fusion each have their own input projection, cross-attention block and
+  self-attention blocks at every level (:class:`IndependentHiPLevel`). A group's block computes the keys
+  and values of every group it reads with its own weights ([choice]: the fusion block reads the audio
+  and video latents through the fusion projections), so information still flows only as the rule says.
+  ``extra.shared_blocks: true`` shares one set per level among the groups (:class:`HiPLevel`, the earlier
+  model, as Zorro-ViT shares its blocks).
+- [choice] the latents are per group; the fusion group has ``fusion_latents`` latents per level.
 """
 
 from __future__ import annotations
@@ -98,44 +104,36 @@ def hip_windows(n: int, groups: int, k: int, device: torch.device) -> tuple[Wind
 
 
 def hip_plans(inputs: TokenLayout, latents: TokenLayout, groups: Mapping[str, int],
-              rules: Mapping[str, Sequence[str]], device: torch.device | None = None) -> tuple[LocalPlan, LocalPlan]:
-    """(cross-attention plan latents -> inputs, self-attention plan among latents) of one level."""
+              rules: Mapping[str, Sequence[str]], device: torch.device | None = None,
+              queries: TokenLayout | None = None) -> tuple[LocalPlan, LocalPlan]:
+    """(cross-attention plan latents -> inputs, self-attention plan among latents) of one level; only the
+    ``queries`` latents' rows are planned (default: all the latents)."""
+    queries = latents if queries is None else queries
     cross: dict[str, Windows] = {}
     self_: dict[str, Windows] = {}
     for g, n_groups in groups.items():
-        n, n_lat = inputs.sizes()[g], latents.sizes()[g]
+        n, n_lat = inputs.sizes()[g], queries.sizes()[g]
         if n_lat == 0:
             continue
         if n < n_groups:
             raise ValueError(f"HiP: {g} has {n} tokens, fewer than its {n_groups} groups "
                              f"(use fewer extra.{g}_groups or larger inputs)")
         cross[g], self_[g] = hip_windows(n, n_groups, n_lat // n_groups, device or torch.device("cpu"))
-    return grouped_plan(latents, inputs, cross, rules), grouped_plan(latents, latents, self_, rules)
+    return grouped_plan(queries, inputs, cross, rules), grouped_plan(queries, latents, self_, rules)
 
 
-class HiPLevel(nn.Module):
-    """One HiP level: input projection, per-group latents, one cross-attention, self-attention blocks."""
+class LatentLevel(nn.Module):
+    """What every HiP level has: per-group latents ``{group: [G*K, C]}`` and the number of groups of each
+    modality; :meth:`prepare` caches their geometry."""
 
-    def __init__(self, in_proj: nn.Module, latents: Mapping[str, nn.Parameter], groups: Mapping[str, int],
-                 cross: LatentCrossBlock, blocks: Sequence[Block]) -> None:
+    def __init__(self, latents: Mapping[str, nn.Parameter], groups: Mapping[str, int]) -> None:
         super().__init__()
-        self.in_proj = in_proj
         self.latents = nn.ParameterDict(latents)  # {group: [G*K, C]}
         self.groups = dict(groups)  # modality -> number of groups
-        self.cross = cross
-        self.blocks = nn.ModuleList(blocks)
 
-    def forward(self, tokens: Mapping[str, Tensor], rules: Mapping[str, Sequence[str]],
-                impl: PlanImpl) -> dict[str, Tensor]:
-        inputs, in_layout = concat_groups({g: self.in_proj(x) for g, x in tokens.items()})  # [B,N,C]
-        batch = inputs.shape[0]
-        lat, lat_layout = concat_groups({g: self.latents[g].expand(batch, -1, -1)
-                                         for g in GROUPS if g in tokens})  # [B,Nl,C]
-        cross, self_plan = (impl(p) for p in hip_plans(in_layout, lat_layout, self.groups, rules, inputs.device))
-        lat = self.cross(lat, inputs, cross)
-        for block in self.blocks:
-            lat = block(lat, self_plan)
-        return split_groups(lat, lat_layout, list(tokens))
+    def initial(self, present: Sequence[str], batch: int) -> dict[str, Tensor]:
+        """The latents of the groups ``present``, in sequence order: ``{group: [B, G*K, C]}``."""
+        return {g: self.latents[g].expand(batch, -1, -1) for g in GROUPS if g in present}
 
     def prepare(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Cache this level's groups for ``counts`` input tokens per modality; returns the latent counts."""
@@ -147,6 +145,82 @@ class HiPLevel(nn.Module):
         return out
 
 
+class HiPLevel(LatentLevel):
+    """One HiP level with one set of weights for every group (``shared_blocks``): input projection,
+    per-group latents, one cross-attention, self-attention blocks, all over the concatenated groups."""
+
+    def __init__(self, in_proj: nn.Module, latents: Mapping[str, nn.Parameter], groups: Mapping[str, int],
+                 cross: LatentCrossBlock, blocks: Sequence[Block]) -> None:
+        super().__init__(latents, groups)
+        self.in_proj = in_proj
+        self.cross = cross
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, tokens: Mapping[str, Tensor], rules: Mapping[str, Sequence[str]],
+                impl: PlanImpl) -> dict[str, Tensor]:
+        inputs, in_layout = concat_groups({g: self.in_proj(x) for g, x in tokens.items()})  # [B,N,C]
+        lat, lat_layout = concat_groups(self.initial(list(tokens), inputs.shape[0]))  # [B,Nl,C]
+        cross, self_plan = (impl(p) for p in hip_plans(in_layout, lat_layout, self.groups, rules, inputs.device))
+        lat = self.cross(lat, inputs, cross)
+        for block in self.blocks:
+            lat = block(lat, self_plan)
+        return split_groups(lat, lat_layout, list(tokens))
+
+
+class LatentBlock(nn.Module):
+    """Pre-norm self-attention block of one group's latents ``x`` whose attention reads ``keys``, the
+    latents of every group its rule names (its own included): ``x + attn(norm1(x), norm1(keys))``, then
+    an MLP; both residual. With ``keys`` = ``x`` it is :class:`.layers.Block`."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float = 0.0,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = CrossAttention(dim, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: Tensor, keys: Tensor, plan: AttentionPlan) -> Tensor:  # [B,K,C],[B,M,C] -> [B,K,C]
+        x = x + self.drop_path(self.attn(self.norm1(x), self.norm1(keys), plan))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def _only(layout: TokenLayout, groups: Sequence[str]) -> TokenLayout:
+    """``layout`` with every group but ``groups`` emptied (the layout of ``concat_groups`` over them)."""
+    return TokenLayout(**{g: (n if g in groups else 0) for g, n in layout.sizes().items()})
+
+
+class IndependentHiPLevel(LatentLevel):
+    """One HiP level in which audio, video and fusion each have their own blocks [paper: Zorro]: per group
+    an input projection, a cross-attention block and ``len(blocks)`` self-attention blocks. Group ``g``'s
+    latents read (its chunk of) the groups its rule names, through ``g``'s weights; every group's block
+    ``i`` reads the latents after block ``i - 1``, as in the shared level."""
+
+    def __init__(self, in_proj: Mapping[str, nn.Module], latents: Mapping[str, nn.Parameter],
+                 groups: Mapping[str, int], cross: Mapping[str, LatentCrossBlock],
+                 blocks: Sequence[Mapping[str, LatentBlock]]) -> None:
+        super().__init__(latents, groups)
+        self.in_proj = nn.ModuleDict(in_proj)
+        self.cross = nn.ModuleDict(cross)
+        self.blocks = nn.ModuleList([nn.ModuleDict(b) for b in blocks])
+
+    def forward(self, tokens: Mapping[str, Tensor], rules: Mapping[str, Sequence[str]],
+                impl: PlanImpl) -> dict[str, Tensor]:
+        inputs = {g: self.in_proj[g](x) for g, x in tokens.items()}  # {group: [B,N,C]}
+        lat = self.initial(list(tokens), next(iter(inputs.values())).shape[0])  # {group: [B,G*K,C]}
+        in_layout, lat_layout = concat_groups(inputs)[1], concat_groups(lat)[1]
+        reads = {g: [r for r in rules[g] if r in tokens] for g in lat}
+        plans = {g: [impl(p) for p in hip_plans(_only(in_layout, reads[g]), _only(lat_layout, reads[g]),
+                                                self.groups, rules, lat[g].device, _only(lat_layout, [g]))]
+                 for g in lat}
+        lat = {g: self.cross[g](lat[g], concat_groups({r: inputs[r] for r in reads[g]})[0], plans[g][0])
+               for g in lat}
+        for layer in cast(Sequence[nn.ModuleDict], self.blocks):
+            lat = {g: layer[g](lat[g], concat_groups({r: lat[r] for r in reads[g]})[0], plans[g][1]) for g in lat}
+        return lat
+
+
 class HiPBackbone(LocalBackbone):
     """HiP levels over the groups under a masking configuration.
 
@@ -154,7 +228,7 @@ class HiPBackbone(LocalBackbone):
     chunks of the flattened tokens); ``token_dim`` = C0. ``local_impl`` as in :class:`.swin.SwinBackbone`.
     """
 
-    def __init__(self, levels: Sequence[HiPLevel], norm: nn.LayerNorm, proj: nn.Module, masking: str,
+    def __init__(self, levels: Sequence[LatentLevel], norm: nn.LayerNorm, proj: nn.Module, masking: str,
                  local_impl: PlanImpl, token_dim: int) -> None:
         super().__init__(norm, proj, masking, local_impl, token_dim)
         self.levels = nn.ModuleList(levels)
@@ -169,7 +243,7 @@ class HiPBackbone(LocalBackbone):
         """Build and cache every level's groups for inputs of these grids (``torch.export`` and ONNX
         export trace a forward at these shapes through the cache)."""
         counts = {g: math.prod(grid) for g, grid in grids.items()}
-        for level in cast(Sequence[HiPLevel], self.levels):
+        for level in cast(Sequence[LatentLevel], self.levels):
             counts = level.prepare(counts)
 
 
@@ -179,17 +253,26 @@ def _latents(*shape: int) -> nn.Parameter:
     return p
 
 
-def _level(c: ZorroConfig, o: HiPOptions, i: int, rates: list[float]) -> HiPLevel:
+def _level(c: ZorroConfig, o: HiPOptions, i: int, rates: list[float]) -> LatentLevel:
     width, heads = o.widths[i], o.heads[i]
     prev = o.widths[i - 1] if i else o.widths[0]
     groups = {"audio": o.audio_groups[i], "video": o.video_groups[i]}
     latents = {g: _latents(n * o.latents[i], width) for g, n in groups.items()}
     if has_fusion_stream(c.masking):
         latents["fusion"] = _latents(o.fusion_latents[i], width)
-    in_proj: nn.Module = nn.Linear(prev, width) if prev != width else nn.Identity()
-    cross = LatentCrossBlock(width, heads, c.mlp_ratio, c.qkv_bias, rates[0])
-    blocks = [Block(width, heads, c.mlp_ratio, c.qkv_bias, r) for r in rates[1:]]
-    return HiPLevel(in_proj, latents, groups, cross, blocks)
+
+    def in_proj() -> nn.Module:
+        return nn.Linear(prev, width) if prev != width else nn.Identity()
+
+    def cross() -> LatentCrossBlock:
+        return LatentCrossBlock(width, heads, c.mlp_ratio, c.qkv_bias, rates[0])
+
+    if o.shared_blocks:
+        return HiPLevel(in_proj(), latents, groups, cross(),
+                        [Block(width, heads, c.mlp_ratio, c.qkv_bias, r) for r in rates[1:]])
+    return IndependentHiPLevel({g: in_proj() for g in latents}, latents, groups, {g: cross() for g in latents},
+                               [{g: LatentBlock(width, heads, c.mlp_ratio, c.qkv_bias, r) for g in latents}
+                                for r in rates[1:]])
 
 
 def build_hip_backbone(c: ZorroConfig) -> HiPBackbone:

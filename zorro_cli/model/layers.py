@@ -48,12 +48,14 @@ class BlockPlan:
 
 @dataclass(frozen=True)
 class DensePlan:
-    """Reference plan: dense attention with a ``[N, M]`` boolean mask (True = may attend)."""
+    """Reference plan: dense attention with a ``[N, M]`` boolean mask (True = may attend), or an additive
+    float ``[H, N, M]`` one (-inf = may not attend; Swin's relative position bias)."""
 
     mask: Tensor
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask.to(q.device))
+        mask = self.mask.to(q.device, q.dtype) if self.mask.is_floating_point() else self.mask.to(q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 def block_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]]]) -> BlockPlan:

@@ -21,8 +21,11 @@ every group its rule names (one block of :class:`.layers.BlockPlan`).
 :class:`LocalPlan` computes exactly those pairs: tokens are gathered into windows by index and the
 windows run as extra attention heads, in at most two SDPA calls per modality (the windows that need no
 mask, and the shifted or padded edge windows with a boolean mask). :meth:`LocalPlan.dense` is the
-reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal). Window geometry depends only
-on shapes and is cached (:func:`cached_windows`), so a forward does no index arithmetic.
+reference: the same pairs as one ``[Nq, Nk]`` boolean mask (tested equal). A plan may carry a bias per
+windowed group (Swin's relative position bias, ``[H, Lq, Lk]`` added inside every window): the windows'
+masks then become additive float masks, and the dense reference one ``[H, Nq, Nk]`` float mask. Window
+geometry depends only on shapes and is cached (:func:`cached_windows`), so a forward does no index
+arithmetic.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ from .masks import GROUPS, TokenLayout, self_attention_rules
 _CPU = torch.device("cpu")  # window geometries are built on the CPU, then cached per device
 
 
+def fitted_window(grid: tuple[int, ...], window: tuple[int, ...]) -> tuple[int, ...]:
+    """The window used on ``grid``: shrunk to the grid along any axis where it is larger [paper: Swin]."""
+    return tuple(min(g, w) for g, w in zip(grid, window, strict=True))
+
+
 def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool) -> tuple[Tensor, Tensor | None]:
     """Swin windows over a token grid -> ``(index [W, L], mask [W, L, L] | None)``.
 
@@ -54,7 +62,7 @@ def window_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bo
     """
     if len(grid) != len(window):
         raise ValueError(f"window {window} does not match grid {grid}")
-    win = tuple(min(g, w) for g, w in zip(grid, window, strict=True))
+    win = fitted_window(grid, window)
     shift = tuple((w // 2 if shifted and g > w else 0) for g, w in zip(grid, win, strict=True))
     padded = tuple(math.ceil(g / w) * w for g, w in zip(grid, win, strict=True))
     rolled = torch.meshgrid(*[torch.arange(p, device=_CPU) for p in padded], indexing="ij")  # rolled coordinates
@@ -117,8 +125,13 @@ class WindowBatch:
         mask = None if self.mask is None else self.mask.to(device)
         return WindowBatch(self.q_gather.to(device), self.k_gather.to(device), mask, self.windows)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, shared: tuple[Tensor, Tensor] | None) -> Tensor:
-        """``[B,H,n,Dh]`` group queries / keys / values (+ shared ``[B,H,S,Dh]`` keys, values) -> ``[B,H,W*Lq,Dh]``."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, shared: tuple[Tensor, Tensor] | None,
+               bias: Tensor | None = None) -> Tensor:
+        """``[B,H,n,Dh]`` group queries / keys / values (+ shared ``[B,H,S,Dh]`` keys, values) -> ``[B,H,W*Lq,Dh]``.
+
+        ``bias`` ``[H, Lq, Lk]`` is added to every window's scores (Swin's relative position bias); shared
+        keys get none. With a bias the mask becomes additive: the bias where allowed, -inf elsewhere.
+        """
         B, H, _, Dh = q.shape
         W = self.windows
         Lq, Lk = self.q_gather.numel() // W, self.k_gather.numel() // W
@@ -126,13 +139,18 @@ class WindowBatch:
         qw = q.index_select(2, self.q_gather).view(B, H * W, Lq, Dh)
         kw = k.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
         vw = v.index_select(2, self.k_gather).view(B, H * W, Lk, Dh)
-        mask = self.mask
+        mask: Tensor | None
+        if bias is not None:  # [H,Lq,Lk] -> [H*W,Lq,Lk] additive, -inf where the window mask forbids
+            add = bias.to(q.dtype)[:, None].expand(H, W, Lq, Lk)
+            mask = (add if self.mask is None else add.masked_fill(~self.mask, float("-inf"))).reshape(H * W, Lq, Lk)
+        else:
+            mask = None if self.mask is None else self.mask.repeat(H, 1, 1)  # [H*W, Lq, Lk]
         if shared is not None:  # every window also reads the S shared keys
             S = shared[0].shape[2]
             kw, vw = (torch.cat([w, s[:, :, None].expand(B, H, W, S, Dh).reshape(B, H * W, S, Dh)], dim=2)
                       for w, s in zip((kw, vw), shared, strict=True))
-            mask = None if mask is None else F.pad(mask, (0, S), value=True)
-        mask = None if mask is None else mask.repeat(H, 1, 1)  # [H*W, Lq, Lk+S]
+            if mask is not None:  # [H*W, Lq, Lk+S]
+                mask = F.pad(mask, (0, S), value=0.0 if mask.is_floating_point() else True)
         return F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask).reshape(B, H, W * Lq, Dh)
 
 
@@ -146,6 +164,8 @@ class Windows:
     Execution: ``batches`` (windows needing no mask in one SDPA call, the rest in another: with shifted
     windows only the edge windows need one) and ``out_index`` ``[Nq]``, which puts each query's result
     back in sequence order. Reference: the :data:`Partition` it was made from (-1 marks padding).
+    ``rel_index`` ``[Lq, Lk]``: the relative position of each in-window (query, key) cell pair as a row of
+    a bias table, the same for every window (Swin), or None (no bias: HiP).
     """
 
     batches: tuple[WindowBatch, ...]
@@ -153,14 +173,17 @@ class Windows:
     q_index: Tensor
     k_index: Tensor
     mask: Tensor | None
+    rel_index: Tensor | None = None
 
     def to(self, device: torch.device) -> Windows:
+        rel = None if self.rel_index is None else self.rel_index.to(device)
         return dataclasses.replace(self, batches=tuple(b.to(device) for b in self.batches),
-                                   out_index=self.out_index.to(device))
+                                   out_index=self.out_index.to(device), rel_index=rel)
 
 
-def make_windows(q_index: Tensor, k_index: Tensor, mask: Tensor | None) -> Windows:
-    """:class:`Windows` from a partition; every query must sit in exactly one window."""
+def make_windows(q_index: Tensor, k_index: Tensor, mask: Tensor | None, rel_index: Tensor | None = None) -> Windows:
+    """:class:`Windows` from a partition (and a relative-position index); every query must sit in exactly
+    one window."""
     flat = q_index.flatten()
     n_q = int((flat >= 0).sum())
     if not torch.equal(flat[flat >= 0].sort().values, torch.arange(n_q, device=_CPU)):
@@ -178,16 +201,17 @@ def make_windows(q_index: Tensor, k_index: Tensor, mask: Tensor | None) -> Windo
     real = flat >= 0
     out_index = torch.empty(n_q, dtype=torch.long, device=_CPU)
     out_index[flat[real]] = torch.arange(flat.numel(), device=_CPU)[real]
-    return Windows(tuple(batches), out_index, q_index, k_index, mask)
+    return Windows(tuple(batches), out_index, q_index, k_index, mask, rel_index)
 
 
 _CACHE: dict[tuple[Hashable, str], Windows] = {}
 
 
-def cached_windows(key: Hashable, make: Callable[[], Partition], device: torch.device) -> Windows:
+def cached_windows(key: Hashable, make: Callable[[], Partition], device: torch.device,
+                   rel_index: Callable[[], Tensor] | None = None) -> Windows:
     """The :class:`Windows` of a geometry ``key`` (e.g. grid, window, shift) on ``device``, built once.
 
-    Built on the CPU from ``make()`` the first time, then kept per device: a forward over geometries seen
+    Built on the CPU from ``make()`` (and ``rel_index()``, see :class:`Windows`) the first time, then kept per device: a forward over geometries seen
     before does no index arithmetic. ``torch.export`` (ONNX) traces through a cache hit only, which is why
     the backbones ``prepare`` their configured geometries when they are built.
     """
@@ -197,29 +221,34 @@ def cached_windows(key: Hashable, make: Callable[[], Partition], device: torch.d
     if found is None:
         base = _CACHE.get((key, "cpu"))
         if base is None:
-            base = _CACHE[(key, "cpu")] = make_windows(*make())
+            base = _CACHE[(key, "cpu")] = make_windows(*make(), None if rel_index is None else rel_index())
         found = _CACHE[(key, str(device))] = base.to(device)
     return found
 
 
 @dataclass(frozen=True)
 class LocalPart:
-    """One group's queries in ``windows``: each reads its window's keys and the ``shared`` key range."""
+    """One group's queries in ``windows``: each reads its window's keys and the ``shared`` key range;
+    ``bias`` ``[H, Lq, Lk]`` (optional) is added to the scores inside every window."""
 
+    group: str
     q_span: tuple[int, int]
     k_span: tuple[int, int]
     shared: tuple[int, int]
     windows: Windows
+    bias: Tensor | None = None
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # [B,H,Nq,Dh],[B,H,Nk,Dh]x2 -> [B,H,nq,Dh]
         (qs, qe), (ks, ke), (s0, s1) = self.q_span, self.k_span, self.shared
         shared = (k[:, :, s0:s1], v[:, :, s0:s1]) if s1 > s0 else None
-        outs = [b.attend(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke], shared) for b in self.windows.batches]
+        outs = [b.attend(q[:, :, qs:qe], k[:, :, ks:ke], v[:, :, ks:ke], shared, self.bias)
+                for b in self.windows.batches]
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # [B,H,W*Lq,Dh] in batch order
         return out.index_select(2, self.windows.out_index)
 
-    def allowed(self, n_q: int, n_k: int) -> Tensor:
-        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes (from the partition)."""
+    def pairs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The in-window pairs this part computes: ``(query, key)`` sequence positions and their
+        ``(Lq, Lk)`` cells in the window (from the partition; padding and masked pairs left out)."""
         w = self.windows
         W, Lq, Lk = w.q_index.shape[0], w.q_index.shape[1], w.k_index.shape[1]
         qi = w.q_index[:, :, None].expand(W, Lq, Lk)
@@ -227,8 +256,14 @@ class LocalPart:
         ok = (qi >= 0) & (ki >= 0)
         if w.mask is not None:
             ok &= w.mask
+        _, lq, lk = ok.nonzero(as_tuple=True)
+        return self.q_span[0] + qi[ok], self.k_span[0] + ki[ok], lq, lk
+
+    def allowed(self, n_q: int, n_k: int) -> Tensor:
+        """The ``[n_q, n_k]`` boolean mask of the pairs this part computes (from the partition)."""
         out = torch.zeros(n_q, n_k, dtype=torch.bool, device=_CPU)
-        out[self.q_span[0] + qi[ok], self.k_span[0] + ki[ok]] = True
+        q, k, _, _ = self.pairs()
+        out[q, k] = True
         out[self.q_span[0]:self.q_span[1], self.shared[0]:self.shared[1]] = True
         return out
 
@@ -262,9 +297,27 @@ class LocalPlan:
                 out[qs:qe, ks:ke] = True
         return out
 
+    def with_bias(self, bias: Mapping[str, Tensor]) -> LocalPlan:
+        """This plan with ``{group: [H, Lq, Lk]}`` added to the scores inside that group's windows."""
+        parts = tuple(dataclasses.replace(p, bias=bias[p.group])
+                      if isinstance(p, LocalPart) and p.group in bias else p for p in self.parts)
+        return dataclasses.replace(self, parts=parts)
+
     def dense(self) -> DensePlan:
-        """The reference: the same pairs as one dense masked SDPA."""
-        return DensePlan(self.mask())
+        """The reference: the same pairs as one dense masked SDPA (with a bias: an additive ``[H, Nq, Nk]``
+        mask, -inf outside the pairs, each window's bias at its pairs, 0 elsewhere)."""
+        allowed = self.mask()
+        biased = [p for p in self.parts if isinstance(p, LocalPart) and p.bias is not None]
+        if not biased:
+            return DensePlan(allowed)
+        b0 = biased[0].bias
+        assert b0 is not None
+        add = torch.zeros(b0.shape[0], self.n_q, self.n_k, dtype=b0.dtype, device=b0.device)
+        add = add.masked_fill(~allowed.to(b0.device), float("-inf"))
+        for p in biased:
+            q, k, lq, lk = (t.to(b0.device) for t in p.pairs())
+            add[:, q, k] = p.bias[:, lq, lk]  # type: ignore[index]
+        return DensePlan(add)
 
 
 PlanImpl = Callable[[LocalPlan], AttentionPlan]
@@ -295,7 +348,7 @@ def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, windows: Mapping[
         present = [r for r in rules[g] if k_layout.sizes()[r] > 0]
         if g in windows:
             shared = k_layout.key_range([r for r in present if r != g])
-            parts.append(LocalPart(q_layout.span(g), k_layout.span(g), shared, windows[g]))
+            parts.append(LocalPart(g, q_layout.span(g), k_layout.span(g), shared, windows[g]))
         else:
             ks, ke = k_layout.key_range(present)
             if ke <= ks:

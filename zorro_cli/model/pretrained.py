@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from .config import ZorroConfig
 from .zorro import Zorro
@@ -98,16 +100,55 @@ def read_model_config(path: str | Path) -> tuple[ZorroConfig, dict[str, Any]]:
     return ZorroConfig.from_dict(full["model"]), full
 
 
+def legacy_config(config: ZorroConfig, keys: Collection[str]) -> ZorroConfig:
+    """The config of weights saved before a backbone option existed, the option written out.
+
+    Such a config leaves the option out, which now reads as the new default, while the weights have the
+    old layout: Zorro-Swin without relative position tables (``rel_pos_bias: false``), Zorro-HiP with one
+    set of blocks per level (``shared_blocks: true``). Checkpoints that set the option, or have the new
+    layout, are returned unchanged."""
+    extra = dict(config.extra)
+    if config.backbone == "swin" and "rel_pos_bias" not in extra and not any(".rel_pos." in k for k in keys):
+        extra["rel_pos_bias"] = False
+    if config.backbone == "hip" and "shared_blocks" not in extra and "backbone.levels.0.cross.norm_q.weight" in keys:
+        extra["shared_blocks"] = True
+    return config if extra == config.extra else config.replace(extra=extra)
+
+
 def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     """Build the model saved at ``path`` and load its weights (strict). ``overrides`` change the config
-    (e.g. ``attention="dense"``); shape-changing overrides fail at load time."""
+    (e.g. ``attention="dense"``); shape-changing overrides fail at load time. Weights saved before a
+    backbone option existed load as the model they were (:func:`legacy_config`)."""
     config, _ = read_model_config(path)
-    model = Zorro(config.replace(**overrides) if overrides else config)
     state = load_file(str(resolve_model_path(path)))
+    config = legacy_config(config, state.keys())
+    model = Zorro(config.replace(**overrides) if overrides else config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return model.eval()
+
+
+_GROUP_KEY = re.compile(r"(backbone\.levels\.\d+\.(?:in_proj|cross|blocks\.\d+))\.(?:audio|video|fusion)\.(.+)")
+
+
+def _shared_hip_source(key: str, state: Mapping[str, Tensor]) -> tuple[str, Tensor] | None:
+    """The tensor of a shared-blocks HiP checkpoint that starts ``key`` of an independent-blocks model:
+    ``levels.i.<part>.<group>.x`` <- ``levels.i.<part>.x``, and a block's ``attn.q`` / ``attn.kv`` <- the
+    first third / the rest of the shared ``attn.qkv`` rows (q, k, v in that order). With every group
+    starting from the shared weights the independent model computes what the shared one did."""
+    m = _GROUP_KEY.fullmatch(key)
+    if m is None:
+        return None
+    prefix, rest = m.groups()
+    if f"{prefix}.{rest}" in state:
+        return f"{prefix}.{rest}", state[f"{prefix}.{rest}"]
+    a = re.fullmatch(r"attn\.(q|kv)\.(weight|bias)", rest)
+    src = f"{prefix}.attn.qkv.{a[2]}" if a else ""
+    if a is None or src not in state:
+        return None
+    d = state[src].shape[0] // 3
+    return src, (state[src][:d] if a[1] == "q" else state[src][d:])
 
 
 def load_matching_weights(model: Zorro, path: str | Path) -> dict[str, list[str]]:
@@ -115,10 +156,17 @@ def load_matching_weights(model: Zorro, path: str | Path) -> dict[str, list[str]
 
     Used to fine-tune from a pre-training run (its projectors are dropped, new heads stay fresh), from a
     unimodal run (all shared weights transfer), or across masking configurations (the fusion tokens
-    transfer only when their count matches). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
+    transfer only when their count matches). A HiP checkpoint with shared blocks starts each group's
+    independent blocks (:func:`_shared_hip_source`). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
     """
     state = load_file(str(resolve_model_path(path)))
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    used = set(take)
+    for k in set(own) - set(take):
+        found = _shared_hip_source(k, state)
+        if found is not None and found[1].shape == own[k].shape:
+            take[k] = found[1]
+            used.add(found[0])
     model.load_state_dict(take, strict=False)
-    return {"loaded": sorted(take), "skipped": sorted(set(state) - set(take)), "fresh": sorted(set(own) - set(take))}
+    return {"loaded": sorted(take), "skipped": sorted(set(state) - used), "fresh": sorted(set(own) - set(take))}

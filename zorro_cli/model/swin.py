@@ -3,8 +3,9 @@
 Legend: B batch, C a stage's width, N tokens, Nf fusion tokens; grids: audio (Fp, Tp), video (Tp, Hp, Wp).
 
     audio [B,Fp*Tp,C] ----+    stage s = depths[s] blocks of width C*2**s; blocks alternate regular and
-    fusion [B,Nf,C] ------+--> shifted windows (Swin), one plan per kind per stage (local.py, masks.py)
-    video [B,Tp*Hp*Wp,C] -+    -> patch merging: audio 2x2 over (F, T), video 2x2 over (H, W), fusion linear
+    fusion [B,Nf,C] ------+--> shifted windows (Swin), one plan per kind per stage (local.py, masks.py),
+    video [B,Tp*Hp*Wp,C] -+    each block adding its relative position bias inside the windows
+                               -> patch merging: audio 2x2 over (F, T), video 2x2 over (H, W), fusion linear
     -> after the last stage: LayerNorm -> linear to ``dim`` when the last width differs
     -> {group: [B, N', dim]}
 
@@ -20,9 +21,14 @@ What comes from where:
 - [choice] one set of block weights shared by audio, fusion and video, as Zorro-ViT shares its blocks;
   patch merging is per modality (like the tokenizers); fusion tokens have no neighbours to merge and go
   through LayerNorm + linear C -> 2C at each merge.
-- [choice] position: the tokenizers' learned absolute tables (which interpolate) instead of Swin's
-  relative position bias, so every attention is a plain masked SDPA with the same plan protocol as ViT
-  and an exact dense reference (Swin's own ablation puts relative bias under a point ahead on ImageNet).
+- [paper: Swin, Video Swin] a learned relative position bias inside each window, per modality, head and
+  block: a table of (2Wt-1)(2Wh-1)(2Ww-1) x heads entries (video; (2Wf-1)(2Wt-1) x heads for audio) read
+  through each in-window pair's relative coordinates and added to the scores (an additive float mask in
+  SDPA, the same in the block and dense plans). A window shrunk to a small grid reads the same table.
+  The fusion tokens' global attention, and modality queries reading other groups in full (``bottleneck``,
+  ``input_fusion``), get no bias. ``extra.rel_pos_bias: false`` leaves it out (the earlier model).
+- [choice] the tokenizers' learned absolute position tables stay as well (they interpolate to other
+  input sizes; Swin's own ablation puts absolute + relative level with relative alone on ImageNet).
 """
 
 from __future__ import annotations
@@ -38,15 +44,17 @@ from torch import Tensor, nn
 
 from .backbone_options import SWIN_KEYS, config_grids, resolve_swin
 from .config import ZorroConfig
-from .layers import Block, concat_groups, drop_path_rates, split_groups
+from .layers import AttentionPlan, Block, concat_groups, drop_path_rates, split_groups
 from .local import (
     LOCAL_IMPLS,
     LocalBackbone,
+    LocalPart,
     LocalPlan,
     Partition,
     PlanImpl,
     Windows,
     cached_windows,
+    fitted_window,
     grouped_plan,
     output_layers,
     window_partition,
@@ -107,15 +115,54 @@ class GroupMerging(nn.Module):
         return out, new
 
 
+def relative_position_index(win: tuple[int, ...], window: tuple[int, ...]) -> Tensor:
+    """``[L, L]`` (L = prod(win)) table row of each in-window (query, key) pair [paper: Swin, Video Swin].
+
+    Cells are the window's row-major offsets; a pair's row is its coordinate difference (query - key)
+    shifted by ``window - 1`` per axis, row-major over a table of ``prod(2 * window - 1)`` rows. A window
+    shrunk to a small grid (``win`` <= ``window``) reads the same table, so sizes change without retraining.
+    """
+    cells = torch.meshgrid(*[torch.arange(w, device="cpu") for w in win], indexing="ij")
+    coords = torch.stack([c.flatten() for c in cells])  # [dims, L]
+    rel = coords[:, :, None] - coords[:, None, :]  # [dims, L, L]
+    index = torch.zeros(rel.shape[1:], dtype=torch.long, device="cpu")
+    for d, w in zip(rel, window, strict=True):
+        index = index * (2 * w - 1) + d + (w - 1)
+    return index
+
+
 def _swin_partition(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool) -> Partition:
     index, mask = window_partition(grid, window, shifted)
     return index, index, mask
 
 
 def swin_windows(grid: tuple[int, ...], window: tuple[int, ...], shifted: bool, device: torch.device) -> Windows:
-    """The (cached) windows of one modality's grid."""
+    """The (cached) windows of one modality's grid, with their relative-position index."""
     key = (tuple(grid), tuple(window), shifted)
-    return cached_windows(("swin", *key), partial(_swin_partition, *key), device)
+    rel = partial(relative_position_index, fitted_window(grid, window), tuple(window))
+    return cached_windows(("swin", *key), partial(_swin_partition, *key), device, rel)
+
+
+class RelativePositionBias(nn.Module):
+    """One modality's learned relative position bias in one block [paper: Swin, Video Swin]: a table
+    ``pos_bias`` ``[prod(2 * window - 1), heads]``; ``forward(rel_index [L, L]) -> [H, L, L]``.
+
+    Named ``pos_*`` so that the optimiser treats it as a position table (no weight decay, as Swin)."""
+
+    def __init__(self, window: tuple[int, ...], heads: int) -> None:
+        super().__init__()
+        self.pos_bias = nn.Parameter(torch.empty(math.prod(2 * w - 1 for w in window), heads))
+        nn.init.trunc_normal_(self.pos_bias, std=0.02)  # as Swin
+
+    def forward(self, rel_index: Tensor) -> Tensor:
+        return self.pos_bias[rel_index].permute(2, 0, 1)
+
+
+def with_position_bias(plan: LocalPlan, biases: nn.ModuleDict) -> LocalPlan:
+    """``plan`` with each windowed group's bias (``{group: RelativePositionBias}``) added inside its
+    windows (other groups, and the fusion tokens' global attention, get none)."""
+    return plan.with_bias({p.group: biases[p.group](p.windows.rel_index) for p in plan.parts
+                           if isinstance(p, LocalPart) and p.group in biases and p.windows.rel_index is not None})
 
 
 def swin_plan(layout: TokenLayout, grids: Grids, windows: Mapping[str, tuple[int, ...]], shifted: bool,
@@ -130,24 +177,36 @@ def swin_plan(layout: TokenLayout, grids: Grids, windows: Mapping[str, tuple[int
 
 
 class SwinStage(nn.Module):
-    """Blocks at one resolution, alternating regular / shifted windows, then (optionally) merging."""
+    """Blocks at one resolution, alternating regular / shifted windows, then (optionally) merging.
+
+    ``rel_pos``: per block, ``{modality: RelativePositionBias}``; empty: no bias."""
 
     def __init__(self, blocks: Sequence[Block], windows: Mapping[str, tuple[int, ...]],
-                 merge: GroupMerging | None) -> None:
+                 merge: GroupMerging | None, rel_pos: Sequence[Mapping[str, RelativePositionBias]] = ()) -> None:
         super().__init__()
+        if rel_pos and len(rel_pos) != len(blocks):
+            raise ValueError(f"{len(rel_pos)} relative position biases for {len(blocks)} blocks")
         self.blocks = nn.ModuleList(blocks)
         self.windows = dict(windows)
         self.merge = merge
+        self.rel_pos = nn.ModuleList([nn.ModuleDict(b) for b in rel_pos])
 
     def forward(self, tokens: Mapping[str, Tensor], grids: Grids, rules: Mapping[str, Sequence[str]],
                 impl: PlanImpl) -> tuple[dict[str, Tensor], dict[str, tuple[int, ...]]]:
         x, layout = concat_groups(tokens)  # [B,N,C]
         kinds = (False, True)[: len(self.blocks)]
-        plans = [impl(swin_plan(layout, grids, self.windows, shifted, rules, x.device)) for shifted in kinds]
-        for i, block in enumerate(self.blocks):
-            x = block(x, plans[i % 2])
+        local = [swin_plan(layout, grids, self.windows, shifted, rules, x.device) for shifted in kinds]
+        for block, plan in zip(self.blocks, self.block_plans(local, impl), strict=True):
+            x = block(x, plan)
         out = split_groups(x, layout, list(tokens))
         return self.merge(out, grids) if self.merge is not None else (out, dict(grids))
+
+    def block_plans(self, local: Sequence[LocalPlan], impl: PlanImpl) -> list[AttentionPlan]:
+        """Each block's plan: its window kind's (regular, shifted, ...), with its relative position bias."""
+        if not len(self.rel_pos):  # no bias: one plan per kind, shared by the blocks of that kind
+            kinds = [impl(p) for p in local]
+            return [kinds[i % 2] for i in range(len(self.blocks))]
+        return [impl(with_position_bias(local[i % 2], cast(nn.ModuleDict, b))) for i, b in enumerate(self.rel_pos)]
 
     def prepare(self, grids: Grids) -> dict[str, tuple[int, ...]]:
         """Cache this stage's windows for ``grids``; returns the grids after merging."""
@@ -198,6 +257,8 @@ def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
     stages = []
     for i, (width, depth, heads) in enumerate(zip(o.widths, o.depths, o.heads, strict=True)):
         blocks = [Block(width, heads, c.mlp_ratio, c.qkv_bias, next(rates)) for _ in range(depth)]
+        rel_pos = [{g: RelativePositionBias(w, heads) for g, w in windows.items()}
+                   for _ in range(depth)] if o.rel_pos_bias else []
         merge = None
         if i + 1 < len(o.widths):
             merges: dict[str, nn.Module] = {"audio": PatchMerging(width, 2 * width, (2, 2)),
@@ -205,7 +266,7 @@ def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
             if has_fusion_stream(c.masking):
                 merges["fusion"] = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width))
             merge = GroupMerging(merges)
-        stages.append(SwinStage(blocks, windows, merge))
+        stages.append(SwinStage(blocks, windows, merge, rel_pos))
     backbone = SwinBackbone(stages, *output_layers(o.widths[-1], c.dim), c.masking, LOCAL_IMPLS[c.attention],
                             o.widths[0])
     backbone.prepare(config_grids(c))
