@@ -25,14 +25,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .model.masks import available_outputs, present_groups
-from .model.pretrained import CONFIG, read_model_config, resolve_model_path
-from .model.zorro import Zorro
+from ..errors import Failure, UsageError
+from ..model.masks import available_outputs, present_groups
+from ..model.pretrained import CONFIG, load_pretrained, read_model_config, resolve_model_path
+from ..model.zorro import Zorro
 
 MODALITY_INPUTS = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
 
 
-class ExportError(RuntimeError):
+class ExportError(Failure):
     """Export failed (missing package, parity check failed): one line for the user."""
 
 
@@ -128,19 +129,16 @@ def _record_onnx(config_file: Path, base: dict[str, Any], name: str, inputs: lis
     tmp.replace(config_file)
 
 
-def run(checkpoint: str, fmt: str, modality: str, out: str) -> dict[str, Any]:
+def run(*, checkpoint: str | Path, out: str | Path, fmt: str = "safetensors", modality: str = "all") -> dict[str, Any]:
     """The ``zorro export`` verb; returns ``{"format", "files", "outputs", "max_abs_diff", ...}``."""
-    from .evaluate import EvaluateError
-    from .model.pretrained import load_pretrained
-
     if fmt not in ("safetensors", "onnx"):
-        raise EvaluateError(f"--format: expected safetensors or onnx, got {fmt!r}")
+        raise UsageError(f"--format: expected safetensors or onnx, got {fmt!r}")
     if modality not in MODALITY_INPUTS:
-        raise EvaluateError(f"--modality: expected all, audio or video, got {modality!r}")
+        raise UsageError(f"--modality: expected all, audio or video, got {modality!r}")
     try:
         _, info = read_model_config(checkpoint)
     except (FileNotFoundError, ValueError) as e:
-        raise EvaluateError(f"--checkpoint {checkpoint}: {e}") from None
+        raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     folder = Path(out)
     if fmt == "safetensors":
         res = export_safetensors(checkpoint, folder)

@@ -1,4 +1,4 @@
-"""``zorro preprocess``: a manifest of raw media -> a sharded HDF5 cache + failure report (resumable).
+"""The cache builder behind ``zorro preprocess``: a manifest of raw media -> a sharded HDF5 cache + failure report (resumable).
 
 Flow: read the manifest -> find each row's media -> plan clips into shards of ``shard_size`` in
 manifest order -> decode the clips of this part's unfinished shards in worker processes -> write each
@@ -20,38 +20,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .data.cache import (
+from .. import __version__
+from ..errors import UsageError
+from .cache import (
     SCHEMA,
-    CacheError,
     ShardWriter,
     fingerprint,
     shard_done,
     shard_path,
     write_text_atomic,
 )
-from .data.config import PreprocessConfig
-from .data.index import (
+from .config import PreprocessConfig
+from .index import (
     PLAN_FAILURES,
     cached_in,
     finalize,
-    merge_parts,
     missing_shards,
     read_meta,
     write_failures,
 )
-from .data.manifests import FORMATS, ManifestError, read_manifest
-from .data.media import ClipTask, plan_clips
-from .data.parallel import process_all
-from .data.pipeline import ClipFailure
-from .data.progress import ClipProgress
-from .recipes import Recipe, RecipeError, load_recipe
+from .manifests import FORMATS, ManifestError, read_manifest
+from .media import ClipTask, plan_clips
+from .parallel import process_all
+from .pipeline import ClipFailure
+from .progress import ClipProgress
 
 OUTPUTS = ("index.csv", "failures.csv", "summary.json", "cache.json", PLAN_FAILURES)
-
-
-class UsageError(Exception):
-    """Bad input named on the command line (exit 2); ``str()`` is one line."""
 
 
 @dataclass(frozen=True)
@@ -67,19 +61,6 @@ class Job:
     labels: Path | None = None
     rebuild: bool = False
     plain: bool | None = None  # progress as log lines (None: when stderr is not a terminal)
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``."""
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard: expected I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise UsageError(f"--shard: expected 0 <= I < N, got {text!r}")
-    return i, n
 
 
 def _check_job(job: Job) -> None:
@@ -234,38 +215,3 @@ def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: 
                 raise
             writer.close()
     return done
-
-
-def run(manifest: list[Path], fmt: str, media_root: Path | None, out: Path | None, workers: int = 1,
-        shard_size: int | None = None, shard: str | None = None, recipe: str | None = None,
-        overrides: list[str] | None = None, labels: Path | None = None, rebuild: bool = False,
-        merge: list[Path] | None = None) -> int:
-    """The CLI verb: 0 when at least one clip is cached, 1 when none, 2 for usage errors (one line)."""
-    try:
-        if merge is not None:
-            if out is None:
-                raise UsageError("--out is required")
-            return _report(merge_parts(merge, out), out)
-        if out is None or media_root is None:
-            raise UsageError("--out and --media-root are required")
-        keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides or []]
-        if shard_size is not None:
-            keys.append(f"preprocess.shard_size={shard_size}")
-        rec: Recipe = load_recipe(recipe, keys)
-        job = Job(tuple(manifest), fmt, media_root, out, workers, parse_shard(shard), labels, rebuild)
-        return _report(preprocess(rec.preprocess, job), out)
-    except (UsageError, RecipeError, CacheError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _report(summary: dict[str, Any], out: Path) -> int:
-    counts = summary.get("counts", {})
-    cached = counts.get("cached", 0)
-    if summary.get("complete", True):
-        print(f"cached {cached} of {counts.get('rows', '?')} clips ({counts.get('failed', 0)} failed, "
-              f"see {out / 'failures.csv'}) in {summary.get('shards')} shards -> {out}", file=sys.stderr)
-    else:
-        print(f"part {summary['part']} done: {cached} clips cached in its shards; run "
-              f"`zorro preprocess --merge ... --out {out}` once every part has finished", file=sys.stderr)
-    return 0 if cached > 0 else 1

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, overload
 import h5py
 import numpy as np
 
+from ..errors import UsageError
 from .pipeline import ClipFailure, ClipResult, decode_jpeg
 
 SCHEMA = 1
@@ -43,7 +44,7 @@ INDEX_FIELDS = ("clip_id", "path", "split", "labels", "label_ids", "shard", "row
 MAX_OPEN = 64  # open shard files per process (least recently used closed first)
 
 
-class CacheError(Exception):
+class CacheError(UsageError):
     """A cache folder that cannot be used (missing, other settings, incomplete); one-line message."""
 
 

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 FORMATS: tuple[str, ...] = ("generic", "audioset", "vggsound", "kinetics", "esc50")
 VGGSOUND_SECONDS = 10.0  # VGGSound clips are the 10 s from start_seconds
 
 
-class ManifestError(Exception):
+class ManifestError(UsageError):
     """A manifest (or labels file) that cannot be used at all; ``str()`` is one line."""
 
 

@@ -18,9 +18,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -44,27 +42,10 @@ from .optim import build_optimizer, lr_at, parameter_groups, set_lr
 from .reporting import RunLog
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
+from .task import TrainingFailed, TrainTask
+from .validate import validation_metrics
 
-Mode = Literal["pretrain", "finetune"]
-
-
-class TrainingFailed(RuntimeError):
-    """The run cannot go on (diverged, no data, ...); the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class TrainTask:
-    """One invocation of ``zorro pretrain`` / ``zorro finetune``."""
-
-    mode: Mode
-    recipe: Any  # zorro_cli.recipes.Recipe
-    data_dir: Path
-    out_dir: Path | None
-    resume: str | None = None
-    init: str | None = None
-    command: tuple[str, ...] = ()
-    dry_run: bool = False
-
+__all__ = ["TrainTask", "TrainingFailed", "train"]
 
 def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     """Accelerate state for this run. Without a GPU, ``cpu=True`` is what makes Accelerate join a
@@ -202,8 +183,6 @@ def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Po
 
 
 def _validate(setup: RunSetup, acc: Accelerator, pos: Position, log: RunLog) -> None:
-    from ..evaluate import validation_metrics
-
     metrics = validation_metrics(setup, acc)
     if metrics:
         log.validation(pos, metrics)

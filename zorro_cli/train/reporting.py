@@ -37,7 +37,10 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..recipes import dump_recipe
 from .checkpoint import Position
+from .setup import RunSetup
+from .task import TrainTask
 
 
 def is_main_process() -> bool:
@@ -65,11 +68,10 @@ def pick_best_metric(configured: str | None, mode: str, multilabel: bool, heads:
 class RunLog:
     """Run-directory records, progress and metrics for one training run (quiet on non-main processes)."""
 
-    def __init__(self, task: Any, setup: Any, acc: Accelerator, total: int, start_step: int) -> None:
-        from ..recipes import dump_recipe
-
+    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int) -> None:
         self.acc, self.task, self.total = acc, task, total
         self.main = acc.is_main_process
+        assert task.out_dir is not None, "a run that writes needs a run directory"
         self.out: Path = task.out_dir
         self.console = Console(stderr=True)
         self.every = task.recipe.log.every
