@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -101,10 +101,11 @@ def pretrain(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: P
              out: Path = OUT_OPT, resume: str = RESUME_OPT, json_out: Path = JSON_OPT,
              print_config: bool = PRINT_OPT, dry_run: bool = DRY_OPT) -> None:
     """Contrastive audio-visual pre-training (InfoNCE between o_A and o_V, negatives from every process)."""
-    def go() -> Any:
+    def go() -> object:
         r = _recipe(recipe, overrides)
         if print_config:
-            return _print_config(r)
+            _print_config(r)
+            return None
         from .commands import pretrain as verb
 
         return verb.run(recipe=r, data=data, out=out, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
@@ -120,10 +121,11 @@ def finetune(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: P
              resume: str = RESUME_OPT, json_out: Path = JSON_OPT, print_config: bool = PRINT_OPT,
              dry_run: bool = DRY_OPT) -> None:
     """Supervised training of the four heads (audio, video, fusion, global)."""
-    def go() -> Any:
+    def go() -> object:
         r = _recipe(recipe, overrides)
         if print_config:
-            return _print_config(r)
+            _print_config(r)
+            return None
         from .commands import finetune as verb
 
         return verb.run(recipe=r, data=data, out=out, init=init, resume=resume, command=tuple(sys.argv),

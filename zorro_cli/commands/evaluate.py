@@ -81,7 +81,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         "multilabel": cache.multilabel, "excluded": dataset.excluded}
     if acc.is_main_process:
         if dump:
-            arrays = {"targets": targets, "clip_ids": np.array([r.clip_id for r in dataset.rows]),
+            arrays: dict[str, Any] = {"targets": targets, "clip_ids": np.array([r.clip_id for r in dataset.rows]),
                       **{f"scores_{h}": s for h, s in scores.items()}}
             np.savez_compressed(dump, **arrays)
         if plots:

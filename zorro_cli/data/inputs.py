@@ -58,7 +58,8 @@ class ModelInputs:
     def from_config(cls, config: Mapping[str, Any]) -> ModelInputs:
         """Read a checkpoint's (or export's) whole ``config.json``. Older checkpoints without an
         ``inputs`` entry fall back to the model's own shapes, stride 1 and global normalisation."""
-        inputs, model = dict(config.get("inputs") or {}), dict(config.get("model") or {})
+        inputs: dict[str, Any] = dict(config.get("inputs") or {})
+        model: dict[str, Any] = dict(config.get("model") or {})
         default = cls()
         size = inputs.get("image_size", model.get("image_size", default.image_size))
         return cls(modalities=tuple(inputs.get("modalities", default.modalities)),

@@ -270,7 +270,7 @@ def _coerce(value: Any, tp: Any, path: str, errors: list[tuple[str, str]]) -> An
             return value
         errors.append((path, f"expected one of {', '.join(repr(a) for a in args)}, got {_show(value)}"))
         return None
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, path, errors)
     if origin in (tuple, list):
         return _coerce_sequence(value, tp, path, errors)

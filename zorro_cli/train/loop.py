@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..model.pretrained import WEIGHTS
 from ..model.zorro import Zorro
+from ..recipes import TrainSection
 from .checkpoint import (
     Position,
     load_rng,
@@ -61,7 +62,7 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
 
 
-def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Iterator[tuple[int, dict[str, Any]]]:
+def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
     """(epoch, batch) pairs from ``pos`` on, epoch after epoch, in the deterministic order."""
     t, d = setup.recipe.train, setup.recipe.data
     epoch, start = pos.epoch, pos.batch_in_epoch
@@ -131,8 +132,11 @@ def train(task: TrainTask) -> dict[str, Any]:
     return log.summary(pos)
 
 
-def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, t, total: int,
-                log: RunLog) -> dict[str, float]:
+Batches = Iterator[tuple[int, dict[str, Any]]]
+
+
+def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, acc: Accelerator, batches: Batches,
+                pos: Position, t: TrainSection, total: int, log: RunLog) -> dict[str, float]:
     """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere."""
     sums: dict[str, float] = {}
     clips, data_time, t0 = 0, 0.0, time.perf_counter()
@@ -168,8 +172,8 @@ def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, 
     return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
 
 
-def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Position,
-                log: RunLog) -> None:
+def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                pos: Position, log: RunLog) -> None:
     state = acc.get_state_dict(objective)
     state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
     opt_state = optimizer.state_dict()
@@ -189,7 +193,7 @@ def _validate(setup: RunSetup, acc: Accelerator, pos: Position, log: RunLog) -> 
     setup.model.train()
 
 
-def _dry_run(setup: RunSetup, acc: Accelerator, objective) -> dict[str, Any]:
+def _dry_run(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module) -> dict[str, Any]:
     """Build everything and push one batch forward and backward; write nothing."""
     sampler = ShardedBatchSampler(len(setup.train_set), setup.recipe.train.batch_size, acc.num_processes,
                                   acc.process_index, setup.recipe.train.seed)
