@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from accelerate import Accelerator
 
 from zorro_cli.commands import evaluate
 from zorro_cli.data.cache import open_cache
+from zorro_cli.data.dataset import ClipDataset
 from zorro_cli.data.inputs import ModelInputs
 from zorro_cli.evaluation.predict import predict
 from zorro_cli.model import save_pretrained
@@ -45,7 +47,7 @@ def test_a_per_bin_model_is_evaluated_with_per_bin_statistics(tiny_cache: Path, 
     acc = Accelerator(cpu=True)
     expected = {}
     for norm in ("per_bin", "global"):
-        ds = ModelInputs(**{**inputs.__dict__, "mel_norm": norm}).dataset(cache, "train", "eval", eval_crops=1)
+        ds = ClipDataset.from_inputs(cache, replace(inputs, mel_norm=norm), "train", "eval", eval_crops=1)
         expected[norm] = predict(model.eval(), ds, acc, 16, cache.multilabel)[1]["global"]
     assert not np.allclose(expected["per_bin"], expected["global"], atol=1e-4)  # the two really differ
     np.testing.assert_allclose(got, expected["per_bin"], atol=1e-5)

@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator
 
 from ..data.cache import open_cache
+from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
 from ..evaluation.predict import head_metrics, predict
@@ -64,8 +65,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     if len(cache.label_names) != c.num_classes:
         raise UsageError(f"--data {data}: {len(cache.label_names)} labels, the model has {c.num_classes} classes")
     read, heads = plan_inputs(c.masking, modality, missing)
-    dataset = ModelInputs.from_config(info).dataset(cache, split, "eval", modalities=read, eval_clips=clips,
-                                                    eval_crops=crops)
+    dataset = ClipDataset.from_inputs(cache, ModelInputs.from_config(info), split, "eval", modalities=read,
+                                      eval_clips=clips, eval_crops=crops)
     if len(dataset) == 0:
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")

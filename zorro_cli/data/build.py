@@ -21,31 +21,30 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..atomic import atomic_path, is_temporary, leftovers, write_text_atomic
 from ..errors import UsageError
-from .cache import (
-    SCHEMA,
-    ShardWriter,
-    fingerprint,
-    shard_done,
-    shard_path,
-    write_text_atomic,
-)
 from .config import PreprocessConfig
-from .index import (
+from .index import cached_in, finalize, missing_shards, read_meta, write_failures
+from .layout import (
+    FAILURES,
+    INDEX,
+    META,
     PLAN_FAILURES,
-    cached_in,
-    finalize,
-    missing_shards,
-    read_meta,
-    write_failures,
+    SCHEMA,
+    SHARDS,
+    SUMMARY,
+    fingerprint,
+    shard_number,
+    shard_path,
 )
 from .manifests import FORMATS, ManifestError, read_manifest
 from .media import ClipTask, plan_clips
 from .parallel import process_all
 from .pipeline import ClipFailure
 from .progress import ClipProgress
+from .shards import ShardWriter, shard_done
 
-OUTPUTS = ("index.csv", "failures.csv", "summary.json", "cache.json", PLAN_FAILURES)
+OUTPUTS = (INDEX, FAILURES, SUMMARY, META, PLAN_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
     out = job.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    if (out / "cache.json").is_file() and not job.rebuild:
+    if (out / META).is_file() and not job.rebuild:
         old = read_meta(out)
         if old["fingerprint"] != meta["fingerprint"]:
             diff = _settings_diff(old["settings"], meta["settings"])
@@ -104,19 +103,19 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
     if job.rebuild:
         part, parts = job.shard
         if parts == 1:
-            shutil.rmtree(out / "shards", ignore_errors=True)
+            shutil.rmtree(out / SHARDS, ignore_errors=True)
             for name in OUTPUTS:
                 (out / name).unlink(missing_ok=True)
         else:  # other parts may share this folder: drop only this part's shards, and the finished-cache
             # files (the cache is no longer complete); the other parts' shards are redone when they run
-            for shard in (out / "shards").glob("shard-*.h5*"):
-                number = shard.name.removeprefix("shard-").split(".")[0]
-                if number.isdigit() and int(number) % parts == part:
+            for shard in (out / SHARDS).iterdir() if (out / SHARDS).is_dir() else []:
+                number = shard_number(shard)
+                if number is not None and number % parts == part:
                     shard.unlink()
-            for name in ("index.csv", "failures.csv", "summary.json"):
+            for name in (INDEX, FAILURES, SUMMARY):
                 (out / name).unlink(missing_ok=True)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "cache.json", json.dumps(meta, indent=1))
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / META, json.dumps(meta, indent=1))
 
 
 def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tuple[str, str]], dict[str, Any]]:
@@ -160,8 +159,8 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     tasks, plan_failures, meta = plan_job(cfg, job)
     _prepare_out(job, meta)
     out, (part, parts) = job.out, job.shard
-    write_failures(out / f"{PLAN_FAILURES}.tmp-{part}", plan_failures)
-    (out / f"{PLAN_FAILURES}.tmp-{part}").replace(out / PLAN_FAILURES)
+    with atomic_path(out / PLAN_FAILURES) as tmp:
+        write_failures(tmp, plan_failures)
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
     # what each shard holds (a part also checks the other parts' shards before finishing the cache)
@@ -185,9 +184,10 @@ def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
     """Delete temporary files a killed run left: this part's shards, and (whole runs only, since parts
     may share the folder) the index/summary being written."""
     for k in shards:
-        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+        for tmp in leftovers(shard_path(out, k)):
+            tmp.unlink(missing_ok=True)
     if whole:
-        for tmp in out.glob("*.tmp-*"):
+        for tmp in [p for p in out.iterdir() if is_temporary(p)]:
             tmp.unlink(missing_ok=True)
 
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, default_collate
 from . import augment as aug
 from .augment import AugmentConfig
 from .cache import Cache, IndexRow, IndexView
-from .inputs import MelNorm, mel_normalisation
+from .inputs import MelNorm, ModelInputs, mel_normalisation
 
 
 def _pair(x: int | Sequence[int]) -> tuple[int, int]:
@@ -64,6 +64,16 @@ class ClipDataset(Dataset):
         self.num_classes = len(self.cache.label_names)
         self.multilabel = self.cache.multilabel
         self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
+
+    @classmethod
+    def from_inputs(cls, cache: str | Path | Cache, inputs: ModelInputs, split: str | Sequence[str] | None,
+                    mode: Literal["train", "eval"], *, modalities: Sequence[str] | None = None, seed: int = 0,
+                    eval_clips: int = 1, eval_crops: int = 3, augment: AugmentConfig | None = None) -> ClipDataset:
+        """The clips a model with ``inputs`` reads (``modalities``: a subset of its modalities to read)."""
+        return cls(cache, split=split, mode=mode, modalities=tuple(modalities or inputs.modalities),
+                   audio_frames=inputs.audio_frames, frames=inputs.frames, image_size=inputs.image_size,
+                   frame_stride=inputs.frame_stride, seed=seed, eval_clips=eval_clips, eval_crops=eval_crops,
+                   augment=augment, mel_norm=inputs.mel_norm)
 
     def _select(self, splits: set[str] | None) -> tuple[IndexView, dict[str, int]]:
         """The clips of ``splits`` that have every requested modality (positions in the index), and how

@@ -2,7 +2,7 @@
 
 Training writes it into every checkpoint (``config.json`` keys ``inputs`` and ``preprocessing``); export
 copies it; and everything that feeds a model reads it back from there: the training and validation
-datasets, ``zorro evaluate``, :func:`zorro_cli.evaluation.inference.prepare_inputs`. A setting that is
+datasets (``ClipDataset.from_inputs``), ``zorro evaluate``, :func:`zorro_cli.evaluation.inference.prepare_inputs`. A setting that is
 not here (or not read through here) is a setting that can drift between training and prediction.
 
 ``inputs``: modalities, window lengths (``audio_frames`` log-mel frames, ``frames`` video frames every
@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import torch
 
-from .config import AugmentConfig
-
 if TYPE_CHECKING:
     from .cache import Cache
-    from .dataset import ClipDataset
 
 MelNorm = Literal["global", "per_bin"]
 Modality = Literal["audio", "video"]
@@ -76,17 +72,6 @@ class ModelInputs:
         """The inputs of a model trained on ``cache`` (its settings and statistics recorded)."""
         return cls(tuple(modalities), audio_frames, frames, image_size, frame_stride, mel_norm,
                    {**dict(cache.settings), **dict(cache.stats)})
-
-    def dataset(self, cache: str | Path | Cache, split: str | Sequence[str] | None,
-                mode: Literal["train", "eval"], *, modalities: Sequence[str] | None = None, seed: int = 0,
-                eval_clips: int = 1, eval_crops: int = 3, augment: AugmentConfig | None = None) -> ClipDataset:
-        """A ``ClipDataset`` that feeds the model these inputs (``modalities``: a subset to read)."""
-        from .dataset import ClipDataset
-
-        return ClipDataset(cache, split=split, mode=mode, modalities=tuple(modalities or self.modalities),
-                           audio_frames=self.audio_frames, frames=self.frames, image_size=self.image_size,
-                           frame_stride=self.frame_stride, seed=seed, eval_clips=eval_clips,
-                           eval_crops=eval_crops, augment=augment, mel_norm=self.mel_norm)
 
 
 def mel_normalisation(stats: Mapping[str, Any], n_mels: int, how: MelNorm) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,7 +54,7 @@ def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str],
     """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
     training) augmentation."""
     train = mode == "train"
-    return inputs.dataset(data_dir, split, mode, seed=recipe.train.seed,
+    return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
                           eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
                           augment=recipe.data.augment if train else None)
 
