@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..atomic import write_text_atomic
 from ..data.build import Job, preprocess
 from ..data.synth import make_synthetic_dataset
 from ..recipes import load_recipe
@@ -69,7 +70,7 @@ def run(*, out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_step
     results = {"both": evaluate.run(checkpoint=ckpt, data=cache, plots=out / "plots"),
                "video missing": evaluate.run(checkpoint=ckpt, data=cache, missing="video"),
                "audio missing": evaluate.run(checkpoint=ckpt, data=cache, missing="audio")}
-    (out / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / "evaluation.json", json.dumps(results, indent=2) + "\n")
     times["evaluate"] = time.perf_counter() - t
 
     t = _stage(console, "6/6 export")

@@ -37,6 +37,7 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..atomic import write_text_atomic
 from ..recipes import dump_recipe
 from .checkpoint import Position
 from .setup import RunSetup
@@ -87,12 +88,12 @@ class RunLog:
         if not self.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "recipe.yaml").write_text(dump_recipe(task.recipe))
+        write_text_atomic(self.out / "recipe.yaml", dump_recipe(task.recipe))
         run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
                "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
                "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total}
-        (self.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        write_text_atomic(self.out / "run.json", json.dumps(run, indent=2) + "\n")
         self.metrics = (self.out / "metrics.jsonl").open("a")
         if task.recipe.log.tensorboard:
             try:
