@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -42,11 +41,6 @@ from ..recipes import dump_recipe
 from .checkpoint import Position
 from .setup import RunSetup
 from .task import TrainTask
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or not distributed), from the launcher's environment (torchrun, accelerate launch)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def versions() -> dict[str, str]:
