@@ -73,3 +73,15 @@ def test_the_dataset_reads_the_cache_without_pyav() -> None:
     code = "import sys, zorro_cli.data.dataset, zorro_cli.data.inputs; print('av' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_verb_is_one_keyword_only_run_function() -> None:
+    import importlib
+    import inspect
+
+    names = sorted(p.stem for p in (PKG / "commands").glob("*.py") if p.stem != "__init__")
+    assert {"preprocess", "pretrain", "finetune", "evaluate", "export", "demo", "recipes", "models"} <= set(names)
+    for name in names:
+        run = importlib.import_module(f"zorro_cli.commands.{name}").run
+        kinds = {p.kind for p in inspect.signature(run).parameters.values()}
+        assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, name
