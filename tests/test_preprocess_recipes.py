@@ -111,3 +111,14 @@ def test_dump_round_trip(tmp_path):
     assert load_recipe(tmp_path / "d.yaml") == r
     assert recipe_to_dict(r)["preprocess"]["media_patterns"] == ["{ytid}"]
     assert isinstance(recipe_to_dict(Toy(name=Path("a")))["name"], str)  # type: ignore[arg-type]
+
+
+def test_provenance_tags_are_paper_or_choice_only():
+    """A recipe comment says where a value comes from with exactly two tags: ``[paper]`` (the Zorro paper
+    or its summary says so) and ``[choice]`` (ours); any other bracketed tag would claim something else."""
+    for path in RECIPE_DIR.glob("*.yaml"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            comment = line.partition("#")[2]
+            tags = re.findall(r"\[([^\]]*)\]", comment)
+            bad = [t for t in tags if re.match(r"[A-Za-z]", t) and t not in ("paper", "choice")]  # not [,split]
+            assert not bad, f"{path.name}:{n}: tag(s) {bad} in {line.strip()!r}"

@@ -11,7 +11,8 @@ from zorro_cli.model import ZorroConfig, build_model, load_vit_weights, preset_c
 from zorro_cli.model.backbone_options import resolve_hip, resolve_swin
 from zorro_cli.model.hip import HiPBackbone
 from zorro_cli.model.swin import SwinBackbone
-from zorro_cli.model.zorro import ViTBackbone, Zorro
+from zorro_cli.model.vit import ViTBackbone
+from zorro_cli.model.zorro import Zorro
 
 
 def test_swin_options_derive_from_dim_and_depth() -> None:

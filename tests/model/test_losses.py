@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -59,7 +60,9 @@ def _worker(rank: int, world: int, port: int, a: torch.Tensor, b: torch.Tensor, 
     lb = b[rank * n:(rank + 1) * n].clone().requires_grad_(True)
     loss = info_nce(la, lb, 0.1)
     loss.backward()
-    q.put((rank, loss.item(), la.grad, lb.grad))
+    # numpy, not tensors: a tensor crosses the queue as a shared-memory handle that vanishes when this
+    # process exits, which under load can be before the parent reads it (FileNotFoundError)
+    q.put((rank, loss.item(), la.grad.numpy(), lb.grad.numpy()))
     dist.destroy_process_group()
 
 
@@ -86,11 +89,24 @@ def test_negatives_are_gathered_across_processes_with_gradients() -> None:
     assert (res[0][1] + res[1][1]) / 2 == pytest.approx(full.item(), rel=1e-6)
     # ... and each process's gradient (its loss + the others' through all_gather), divided by the world
     # size as DDP's averaging does, equals the one-process gradient of its rows.
-    ga = torch.cat([res[0][2], res[1][2]]) / 2
-    gb = torch.cat([res[0][3], res[1][3]]) / 2
+    ga = torch.from_numpy(np.concatenate([res[0][2], res[1][2]])) / 2
+    gb = torch.from_numpy(np.concatenate([res[0][3], res[1][3]])) / 2
     torch.testing.assert_close(ga, fa.grad, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(gb, fb.grad, atol=1e-6, rtol=1e-5)
     # without gathering, each process would only see its own 3 clips as negatives: a different loss
     local = sum(info_nce(a[i * 3:(i + 1) * 3], b[i * 3:(i + 1) * 3], 0.1, gather=False) for i in range(2)) / 2
     assert abs(local.item() - full.item()) > 1e-3
     assert F.cosine_similarity(ga.flatten(), fa.grad.flatten(), dim=0) > 0.999
+
+
+def test_soft_targets_equal_hard_ones_when_one_hot_and_mix_linearly() -> None:
+    """Mixup's soft targets: a one-hot float target is the class index; a mix is the mix of the losses."""
+    z = {"audio": torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])}
+    hard, _ = supervised_loss(z, torch.tensor([0, 2]), multilabel=False)
+    soft, _ = supervised_loss(z, torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]), multilabel=False)
+    assert torch.allclose(hard, soft)
+    lam = 0.3
+    mixed, _ = supervised_loss(z, torch.tensor([[lam, 0, 1 - lam], [1 - lam, 0, lam]]), multilabel=False)
+    a, _ = supervised_loss(z, torch.tensor([0, 2]), multilabel=False)
+    b, _ = supervised_loss(z, torch.tensor([2, 0]), multilabel=False)
+    assert torch.allclose(mixed, lam * a + (1 - lam) * b)

@@ -213,9 +213,12 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path: Path, tiny_cach
 
 
 def test_bf16_autocast_on_cpu(tmp_path: Path, tiny_cache: Path) -> None:
-    zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(tmp_path / "bf16"),
-          "train.max_steps=3", "train.precision=bf16", *FAST)
+    proc = zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(tmp_path / "bf16"),
+                 "train.max_steps=3", "train.precision=bf16", *FAST)
     assert all(v == v and v > 0 for v in losses(tmp_path / "bf16"))  # finite, positive
+    # 8 clips on one process: 7 negatives per clip, and the run says so once
+    said = " ".join(proc.stderr.split())  # (the console may wrap the line)
+    assert said.count("warning: 7 contrastive negatives per clip (train.batch_size 8 x 1 process(es) - 1)") == 1
 
 
 @pytest.mark.slow
@@ -264,3 +267,12 @@ def test_compiled_training_matches_eager_and_saves_plain_checkpoints(tmp_path: P
     assert sorted(compiled) == sorted(eager)
     for k in eager:
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-3, atol=1e-4)  # (Adam amplifies ~1e-7 grads)
+
+
+def test_mixup_is_applied_in_supervised_training(tmp_path: Path, tiny_cache: Path) -> None:
+    """``data.augment.mixup_alpha`` mixes inputs and soft targets (it used to be accepted and ignored)."""
+    common = ["finetune", "--recipe", "tiny", "--data", str(tiny_cache), "train.max_steps=2", *FAST]
+    zorro(*common, "--out", str(tmp_path / "plain"))
+    zorro(*common, "data.augment.mixup_alpha=0.4", "--out", str(tmp_path / "mix"))
+    plain, mixed = losses(tmp_path / "plain"), losses(tmp_path / "mix")
+    assert all(v == v for v in mixed) and mixed[0] != pytest.approx(plain[0], abs=1e-4)

@@ -173,29 +173,9 @@ def resolve_hip(cfg: ShapeConfig) -> tuple[HiPOptions, list[str]]:
     return HiPOptions(widths, depths, heads, audio, video, latents, fusion), r.problems
 
 
-def backbone_problems(cfg: ShapeConfig) -> list[str]:
-    """Every problem of ``cfg.extra`` for ``cfg.backbone`` (unknown backbones are reported elsewhere)."""
-    if cfg.backbone == "swin":
-        return resolve_swin(cfg)[1]
-    if cfg.backbone == "hip":
-        return resolve_hip(cfg)[1]
-    if cfg.backbone in OPTION_KEYS:
-        return _Reader(cfg.extra, cfg.backbone).problems
-    return []
-
-
 def config_grids(cfg: Any) -> dict[str, tuple[int, ...]]:
     """Patch grids of the configured input shapes: ``{'audio': (Fp, Tp), 'video': (Tp, Hp, Wp)}``."""
     audio = (cfg.n_mels // cfg.audio_patch[0], cfg.audio_frames // cfg.audio_patch[1])
     video = (cfg.frames // cfg.video_patch[0], cfg.image_size[0] // cfg.video_patch[1],
              cfg.image_size[1] // cfg.video_patch[2])
     return {"audio": audio, "video": video}
-
-
-def token_dim(cfg: ShapeConfig) -> int:
-    """Width of the tokens the tokenizers and fusion tokens feed the backbone."""
-    if cfg.backbone == "swin":
-        return resolve_swin(cfg)[0].widths[0]
-    if cfg.backbone == "hip":
-        return resolve_hip(cfg)[0].widths[0]
-    return cfg.dim

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backbone_options import backbone_problems
 from .masks import MASKINGS
+from .registry import backbone_names, backbone_spec
 
-BACKBONES: tuple[str, ...] = ("vit", "swin", "hip")
+BACKBONES: tuple[str, ...] = backbone_names()
 ATTENTION_IMPLS: tuple[str, ...] = ("block", "dense")
 
 
@@ -74,7 +74,7 @@ class ZorroConfig:
         """Every inconsistency, as ``key: what is wrong`` strings (empty when valid)."""
         out = []
         for key in ("dim", "depth", "heads", "n_mels", "audio_frames", "frames"):
-            if getattr(self, key) < 1:
+            if not getattr(self, key) >= 1:
                 out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
         for key in ("num_classes", "proj_dim", "fusion_tokens"):
             if getattr(self, key) < 0:
@@ -89,18 +89,38 @@ class ZorroConfig:
             out.append(f"fusion_reads: expected 'fusion' or 'all', got {self.fusion_reads!r}")
         if self.attention not in ATTENTION_IMPLS:
             out.append(f"attention: expected one of {', '.join(ATTENTION_IMPLS)}, got {self.attention!r}")
-        if self.backbone not in BACKBONES:
-            out.append(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone not in backbone_names():
+            out.append(f"backbone: expected one of {', '.join(backbone_names())}, got {self.backbone!r}")
         elif not isinstance(self.extra, dict):
             out.append(f"extra: expected a mapping of backbone options, got {self.extra!r}")
         else:
-            out.extend(backbone_problems(self))
-        if len(self.video_patch) != 3:
-            out.append(f"video_patch: expected (t, h, w), got {self.video_patch}")
-        if not 0 <= self.drop_path < 1:
+            out.extend(backbone_spec(self.backbone).problems(self))
+        out.extend(self._patch_problems())
+        if not 0 <= self.drop_path < 1:  # also false for NaN
             out.append(f"drop_path: expected in [0, 1), got {self.drop_path}")
-        if self.temperature <= 0:
+        if not 0 < self.mlp_ratio <= 64:  # also false for NaN
+            out.append(f"mlp_ratio: expected in (0, 64], got {self.mlp_ratio}")
+        if not self.temperature > 0:
             out.append(f"temperature: expected > 0, got {self.temperature}")
+        return out
+
+    def _patch_problems(self) -> list[str]:
+        """Input shapes that are not a whole number of patches (the tokenizers could not be built)."""
+        if len(self.video_patch) != 3:
+            return [f"video_patch: expected (t, h, w), got {list(self.video_patch)}"]
+        out = []
+        checks = (("audio_patch", self.audio_patch, (("n_mels", self.n_mels), ("audio_frames", self.audio_frames))),
+                  ("video_patch", self.video_patch, (("frames", self.frames), ("image_size", self.image_size[0]),
+                                                     ("image_size", self.image_size[1]))))
+        for key, patch, sizes in checks:
+            if min(patch) < 1:
+                out.append(f"{key}: expected positive sizes, got {list(patch)}")
+                continue
+            for (name, size), p in zip(sizes, patch, strict=True):
+                if size >= 1 and (size % p or size < p):
+                    out.append(f"{key}: {name} {size} is not a whole number of {p}-wide patches "
+                               f"({key} {list(patch)})")
+                    break
         return out
 
     @property

@@ -37,7 +37,7 @@ import torch
 from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
-from .backbone_options import HiPOptions, config_grids, resolve_hip
+from .backbone_options import HIP_KEYS, HiPOptions, config_grids, resolve_hip
 from .config import ZorroConfig
 from .layers import AttentionPlan, Block, CrossAttention, concat_groups, drop_path_rates, split_groups
 from .local import (
@@ -53,6 +53,7 @@ from .local import (
     output_layers,
 )
 from .masks import GROUPS, TokenLayout, has_fusion_stream
+from .registry import BackboneSpec, Preset
 
 
 class LatentCrossBlock(nn.Module):
@@ -205,3 +206,30 @@ def build_hip_backbone(c: ZorroConfig) -> HiPBackbone:
                            o.widths[0])
     backbone.prepare(config_grids(c))
     return backbone
+
+
+SPEC = BackboneSpec(
+    name="hip",
+    build=build_hip_backbone,
+    option_keys=HIP_KEYS,
+    check=lambda c: resolve_hip(c)[1],
+    token_dim=lambda c: resolve_hip(c)[0].widths[0],
+    presets={
+        # Tests and CPU smoke runs: 2 levels (widths 64, 64; 2 + 2 self-attention layers), 4 then 1 group
+        # per modality. 8x8 audio patches (32 tokens): with 4x4 ones (16 values a token) the audio head of this
+        # tiny HiP trained unreliably on the demo data; 16 latents of width 64 on both levels train every head.
+        "zorro_hip_tiny": Preset("tiny", dict(
+            backbone="hip", dim=64, depth=4, heads=4, mlp_ratio=2.0, fusion_tokens=4, n_mels=32, audio_frames=64,
+            audio_patch=(8, 8), frames=4, image_size=32, video_patch=(2, 4, 4), proj_dim=32,
+            extra=dict(levels=2, head_dim=16, audio_groups=(4, 1), video_groups=(4, 1), latents=(16, 16),
+                       widths=(64, 64), depths=(2, 2))), "tests and the demo"),
+        # HiP-16-like encoder [paper: HiP: groups 16-4-1, latents 128-256-256, widths 128-256-512, 2-2-18
+        # self-attention layers, 32-wide heads] per modality, at the paper's input shapes with the same
+        # 4x4 / (2,4,4) patches as Zorro-Swin (5120 audio, 12544 video tokens) [choice]; fusion: 8 latents
+        # per level [choice].
+        "zorro_hip_b": Preset("b16", dict(
+            backbone="hip", dim=512, depth=22, heads=16, mlp_ratio=4.0, fusion_tokens=8, n_mels=128,
+            audio_frames=640, audio_patch=(4, 4), frames=8, image_size=224, video_patch=(2, 4, 4),
+            extra=dict(levels=3)), "HiP-16"),
+    },
+)

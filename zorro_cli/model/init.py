@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .registry import backbone_spec
 from .tokenizers import AudioTokenizer, VideoTokenizer, resize_2d
 from .zorro import Zorro
 
@@ -71,7 +72,7 @@ def _spatial_pos(sd: dict[str, Tensor], path: str) -> Tensor:
 
 def load_vit_weights(model: Zorro, path: str | Path) -> InitReport:
     """Copy a timm-layout ViT state dict from ``path`` into ``model`` (see module docstring)."""
-    if model.config.backbone != "vit":
+    if not backbone_spec(model.config.backbone).vit_init:
         raise ValueError(f"ViT initialisation needs backbone 'vit', this model's is {model.config.backbone!r}")
     sd = read_state_dict(path)
     report = InitReport()

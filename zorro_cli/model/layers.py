@@ -13,7 +13,7 @@ every layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -200,3 +200,8 @@ class CrossAttentionBlock(nn.Module):
                 folded: bool = False) -> Tensor:  # [B,Q,D],[B,N,D] -> [B,Q,D]
         q = queries + self.attn(self.norm_q(queries), x, plan, folded)
         return self.norm(q + self.mlp(self.norm2(q)))
+
+
+PlanBuilder = Callable[[TokenLayout, Sequence[tuple[int, int, Sequence[str]]]], AttentionPlan]
+# ``ZorroConfig.attention`` -> plan builder: "block" skips masked blocks, "dense" is masked SDPA (reference).
+PLAN_BUILDERS: dict[str, PlanBuilder] = {"block": block_plan, "dense": dense_plan}

@@ -29,8 +29,9 @@ def supervised_loss(logits: Mapping[str, Tensor], targets: Tensor, multilabel: b
                     weights: Mapping[str, float] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum over heads of the per-head loss; returns ``(total, {head: loss})``.
 
-    ``targets`` is ``[B, C]`` multi-hot (multi-label) or ``[B]`` class indices (single-label).
-    Heads missing from ``weights`` get weight 1.
+    ``targets`` is ``[B, C]`` multi-hot (multi-label) or ``[B]`` class indices (single-label); float
+    ``[B, C]`` targets are soft labels in both cases (mixup: BCE against the mixed multi-hot, CE against the
+    mixed class distribution). Heads missing from ``weights`` get weight 1.
     """
     if not logits:
         raise ValueError("supervised_loss needs at least one head's logits")
@@ -38,6 +39,8 @@ def supervised_loss(logits: Mapping[str, Tensor], targets: Tensor, multilabel: b
     for name, z in logits.items():
         if multilabel:
             per_head[name] = F.binary_cross_entropy_with_logits(z.float(), targets.float())
+        elif targets.is_floating_point():
+            per_head[name] = F.cross_entropy(z.float(), targets)  # soft targets [B, C]
         else:
             per_head[name] = F.cross_entropy(z.float(), targets.long())
     w = weights or {}

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbone_options import config_grids, resolve_swin
+from .backbone_options import SWIN_KEYS, config_grids, resolve_swin
 from .config import ZorroConfig
 from .layers import Block, concat_groups, drop_path_rates, split_groups
 from .local import (
@@ -52,6 +52,7 @@ from .local import (
     window_partition,
 )
 from .masks import TokenLayout, has_fusion_stream
+from .registry import BackboneSpec, Preset
 
 Grids = Mapping[str, tuple[int, ...]]
 
@@ -209,3 +210,28 @@ def build_swin_backbone(c: ZorroConfig) -> SwinBackbone:
                             o.widths[0])
     backbone.prepare(config_grids(c))
     return backbone
+
+
+SPEC = BackboneSpec(
+    name="swin",
+    build=build_swin_backbone,
+    option_keys=SWIN_KEYS,
+    check=lambda c: resolve_swin(c)[1],
+    token_dim=lambda c: resolve_swin(c)[0].widths[0],
+    presets={
+        # Tests and CPU smoke runs, the inputs of zorro_vit_tiny: 4x4 / (2,4,4) patches -> audio 8x16,
+        # video 2x8x8; 2 stages (widths 32, 64) so that windows shift, pad and merge at this size.
+        "zorro_swin_tiny": Preset("tiny", dict(
+            backbone="swin", dim=64, depth=4, heads=4, mlp_ratio=2.0, fusion_tokens=4, n_mels=32, audio_frames=64,
+            audio_patch=(4, 4), frames=4, image_size=32, video_patch=(2, 4, 4), proj_dim=32,
+            extra=dict(stages=2, head_dim=16, audio_window=(4, 4), video_window=(2, 4, 4))), "tests and the demo"),
+        # Swin-B widths/depths [paper: Swin-B: C=128, 2-2-18-2 blocks, heads 4-8-16-32 of 32] at the paper's
+        # input shapes, Video-Swin patching [paper: Video Swin]: 8x224x224 with (2,4,4) patches -> 4x56x56 =
+        # 12544 video tokens, windows (8,7,7) (shrunk to 4 frames); 128x640 log-mel with 4x4 patches -> 32x160
+        # = 5120 audio tokens, windows 8x10 [choice]. Widths/depths/heads derive from dim/depth.
+        "zorro_swin_b": Preset("b16", dict(
+            backbone="swin", dim=1024, depth=24, heads=32, mlp_ratio=4.0, fusion_tokens=8, n_mels=128,
+            audio_frames=640, audio_patch=(4, 4), frames=8, image_size=224, video_patch=(2, 4, 4),
+            extra=dict(stages=4, audio_window=(8, 10), video_window=(8, 7, 7))), "Swin-B"),
+    },
+)

@@ -12,7 +12,7 @@ The backbone protocol: ``backbone(tokens, grids) -> tokens`` with ``tokens = {gr
 (C0 = the backbone's ``token_dim``) and ``grids = {modality: patch grid}`` (audio ``(Fp, Tp)``, video
 ``(Tp, Hp, Wp)``; Swin's windows need them, ViT and HiP ignore them); it returns ``{group: [B,Ng',D]}``
 after its final norm, D = ``config.dim`` (Swin merges and HiP compresses tokens, so Ng' may be smaller).
-:data:`BACKBONE_BUILDERS` builds it from ``config.backbone`` (``vit`` | ``swin`` | ``hip``).
+:func:`.registry.backbone_spec` builds it from ``config.backbone`` (``vit`` | ``swin`` | ``hip``).
 
 Either modality may be missing. Under ``zorro`` and ``independent`` the audio stream never reads another
 group, so with video absent only the audio tokens run (the unimodal path) and o_A is exactly what the
@@ -22,77 +22,18 @@ under every configuration.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .backbone_options import token_dim
 from .config import ZorroConfig
 from .heads import ClassifierHeads, Projectors
-from .hip import build_hip_backbone
-from .layers import (
-    AttentionPlan,
-    Block,
-    CrossAttentionBlock,
-    block_plan,
-    concat_groups,
-    dense_plan,
-    drop_path_rates,
-    self_attention_rows,
-    split_groups,
-)
+from .layers import PLAN_BUILDERS, CrossAttentionBlock, PlanBuilder, concat_groups
 from .local import LOCAL_IMPLS
-from .masks import (
-    OUTPUTS,
-    TokenLayout,
-    available_outputs,
-    decoder_rules,
-    has_fusion_stream,
-    present_groups,
-    self_attention_rules,
-)
-from .swin import build_swin_backbone
+from .masks import OUTPUTS, available_outputs, decoder_rules, has_fusion_stream, present_groups
+from .registry import backbone_spec
 from .tokenizers import AudioTokenizer, VideoTokenizer
-
-PlanBuilder = Callable[[TokenLayout, Sequence[tuple[int, int, Sequence[str]]]], AttentionPlan]
-PLAN_BUILDERS: dict[str, PlanBuilder] = {"block": block_plan, "dense": dense_plan}
-
-
-class ViTBackbone(nn.Module):
-    """Pre-norm ViT blocks over the concatenated groups, with the masking configuration's rules.
-
-    ``forward({group: [B,Ng,D]}, grids=None) -> {group: [B,Ng,D]}`` (after the final LayerNorm; the
-    grids are not needed). The attention plan is built once per call from the groups present and shared
-    by every block.
-    """
-
-    def __init__(self, blocks: Sequence[Block], dim: int, masking: str, plan_builder: PlanBuilder,
-                 norm_eps: float = 1e-6) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.rules = self_attention_rules(masking)
-        self.plan_builder = plan_builder
-        self.token_dim = dim
-
-    def forward(self, tokens: Mapping[str, Tensor],
-                grids: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, Tensor]:
-        x, layout = concat_groups(tokens)  # [B,N,D]
-        plan = self.plan_builder(layout, self_attention_rows(layout, self.rules))
-        for block in self.blocks:
-            x = block(x, plan)
-        return split_groups(self.norm(x), layout, list(tokens))
-
-
-def build_vit_backbone(c: ZorroConfig) -> ViTBackbone:
-    """The ViT backbone of a config: ``depth`` shared pre-norm blocks (drop-path rising linearly)."""
-    blocks = [Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, r) for r in drop_path_rates(c.drop_path, c.depth)]
-    return ViTBackbone(blocks, c.dim, c.masking, PLAN_BUILDERS[c.attention])
-
-
-BACKBONE_BUILDERS: dict[str, Callable[[ZorroConfig], nn.Module]] = {
-    "vit": build_vit_backbone, "swin": build_swin_backbone, "hip": build_hip_backbone}
 
 
 class OutputDecoder(nn.Module):
@@ -126,7 +67,7 @@ class Zorro(nn.Module):
     """The Zorro masked multimodal transformer (see the module docstring for the data flow).
 
     Submodules may be passed in already built; those left out are built from ``config`` (the backbone by
-    :data:`BACKBONE_BUILDERS`; tokenizers and fusion tokens at the backbone's token width).
+    :mod:`.registry`; tokenizers and fusion tokens at the backbone's token width).
     """
 
     def __init__(self, config: ZorroConfig, *, audio_tokenizer: nn.Module | None = None,
@@ -135,13 +76,14 @@ class Zorro(nn.Module):
         super().__init__()
         c = self.config = config
         plan_builder = PLAN_BUILDERS[c.attention]
-        width = token_dim(c)  # ViT: dim; Swin/HiP: the first stage/level's width
+        spec = backbone_spec(c.backbone)
+        width = spec.width(c)  # ViT: dim; Swin/HiP: the first stage/level's width
         self.audio_tokenizer = audio_tokenizer or AudioTokenizer(width, c.n_mels, c.audio_frames, c.audio_patch)
         self.video_tokenizer = video_tokenizer or VideoTokenizer(width, c.frames, c.image_size, c.video_patch)
         n_fusion = c.fusion_tokens if has_fusion_stream(c.masking) else 0
         self.fusion = nn.Parameter(torch.zeros(1, n_fusion, width))  # [1,Nf,C0]; learned, its own position
         nn.init.trunc_normal_(self.fusion, std=0.02)
-        self.backbone = BACKBONE_BUILDERS[c.backbone](c) if backbone is None else backbone
+        self.backbone = spec.build(c) if backbone is None else backbone
         self.decoder = decoder or OutputDecoder(
             CrossAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias), c.dim, c.masking, c.fusion_reads,
             plan_builder)

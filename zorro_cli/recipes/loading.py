@@ -72,6 +72,20 @@ class Recipe:
     eval: EvalSection = field(default_factory=EvalSection)
     log: LogSection = field(default_factory=LogSection)
 
+    def problems(self) -> list[str]:
+        """Cross-section checks: the model this recipe builds from its ``model`` and ``data`` sections (at
+        the ``preprocess`` section's mel bins) must exist, e.g. ``model.heads`` divides ``model.dim`` and
+        ``data.audio_frames`` is a whole number of ``model.audio_patch`` frames."""
+        prefix = "invalid ZorroConfig: "
+        try:
+            self.model.to_config(self.data, self.preprocess.n_mels, 2, contrastive=True)
+        except ValueError as exc:
+            text = str(exc)
+            if not text.startswith(prefix):
+                return [f"model: {text}"]
+            return [f"model.{p}" for p in text[len(prefix):].split("; ")]
+        return []
+
 
 def bundled_recipes() -> list[str]:
     """Names of the recipes shipped in ``recipes/``."""

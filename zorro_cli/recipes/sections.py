@@ -8,47 +8,87 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..data.config import AugmentConfig
+
+if TYPE_CHECKING:
+    from ..model.config import ZorroConfig
 
 Modality = Literal["audio", "video"]
 Masking = Literal["zorro", "independent", "bottleneck", "input_fusion"]
 
 
+# ``ModelSection`` keys that size the network; null = the preset's value.
+SIZE_KEYS: tuple[str, ...] = ("dim", "depth", "heads", "mlp_ratio", "fusion_tokens", "audio_patch", "video_patch")
+
+
 @dataclass(frozen=True)
 class ModelSection:
-    """Which network to build. Input shapes come from the ``data`` section; classes from the cache."""
+    """Which network to build: a preset, resized by any of :data:`SIZE_KEYS`. Input shapes come from the
+    ``data`` section and the cache; the number of classes from the cache."""
 
     preset: str = "zorro_vit_b16"
     masking: Masking = "zorro"  # [paper] the four configurations the paper compares
     backbone: str | None = None  # vit | swin | hip; null = the preset's
+    dim: int | None = None  # token / output width; null = the preset's
+    depth: int | None = None  # self-attention blocks
+    heads: int | None = None  # attention heads (dim must be a multiple)
+    mlp_ratio: float | None = None  # MLP hidden width / dim
     fusion_tokens: int | None = None  # null = the preset's ([choice] 8 for ViT-B/16)
+    audio_patch: tuple[int, int] | None = None  # (mel bins, frames) per audio token
+    video_patch: tuple[int, int, int] | None = None  # (frames, height, width) per video token
+    extra: dict[str, Any] = field(default_factory=dict)  # backbone options (Swin/HiP), merged into the preset's
     fusion_reads: Literal["fusion", "all"] = "fusion"  # [choice] what o_F reads in the decoder
     drop_path: float = 0.0  # [choice]
     proj_dim: int = 512  # [choice] contrastive projection width
     temperature: float = 0.08  # [paper] τ
-    learn_temperature: bool = False  # [choice] the paper fixes τ
+    learn_temperature: bool = False  # [choice] τ fixed (the paper gives only its value)
     attention: Literal["block", "dense"] = "block"
 
+    def sizes(self) -> dict[str, Any]:
+        """The size keys this section sets (the rest come from the preset)."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in SIZE_KEYS if getattr(self, k) is not None}
+        if self.backbone is not None:
+            out["backbone"] = self.backbone
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+    def to_config(self, data: DataSection, n_mels: int, num_classes: int, contrastive: bool) -> ZorroConfig:
+        """The ``ZorroConfig`` of a run: the preset, this section's keys, input shapes from ``data`` and
+        the cache (``n_mels``); heads for ``num_classes`` (0: none), projectors when ``contrastive``.
+        ``ValueError`` (``invalid ZorroConfig: key: problem; ...``) for an impossible combination."""
+        from ..model.presets import preset_config
+
+        return preset_config(
+            self.preset, **self.sizes(), masking=self.masking, fusion_reads=self.fusion_reads,
+            drop_path=self.drop_path, temperature=self.temperature, learn_temperature=self.learn_temperature,
+            attention=self.attention, n_mels=n_mels, audio_frames=data.audio_frames, frames=data.frames,
+            image_size=data.image_size, num_classes=num_classes, proj_dim=self.proj_dim if contrastive else 0)
+
     def problems(self) -> list[str]:
-        from ..model.config import BACKBONES
         from ..model.presets import PRESETS
+        from ..model.registry import backbone_names
 
         out = []
         if self.preset not in PRESETS:
             near = difflib.get_close_matches(self.preset, list(PRESETS), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             out.append(f"preset: expected one of {', '.join(sorted(PRESETS))}, got {self.preset!r}{hint}")
-        if self.backbone is not None and self.backbone not in BACKBONES:
-            out.append(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if self.fusion_tokens is not None and self.fusion_tokens < 1:
-            out.append(f"fusion_tokens: expected >= 1, got {self.fusion_tokens}")
+        if self.backbone is not None and self.backbone not in backbone_names():
+            out.append(f"backbone: expected one of {', '.join(backbone_names())}, got {self.backbone!r}")
+        for key in ("dim", "depth", "heads", "fusion_tokens"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                out.append(f"{key}: expected >= 1 (or null for the preset's), got {value}")
+        if self.mlp_ratio is not None and not 0 < self.mlp_ratio <= 64:  # also false for NaN
+            out.append(f"mlp_ratio: expected in (0, 64] (or null for the preset's), got {self.mlp_ratio}")
         if not 0.0 <= self.drop_path < 1.0:
             out.append(f"drop_path: expected in [0, 1), got {self.drop_path}")
         if self.proj_dim < 1:
             out.append(f"proj_dim: expected >= 1, got {self.proj_dim}")
-        if self.temperature <= 0:
+        if not 0 < self.temperature < float("inf"):
             out.append(f"temperature: expected > 0, got {self.temperature}")
         return out
 
@@ -98,9 +138,9 @@ class TrainSection:
     grad_clip: float = 1.0  # [choice] max global grad norm; 0 = off
     precision: Literal["no", "bf16", "fp16"] = "no"  # autocast precision (bf16 works on CPU too)
     seed: int = 0
-    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] main loss, or "equation 3" (+ fusion)
+    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] audio-visual contrastive; [choice] InfoNCE o_A-o_V, or "equation 3" (+ fusion)
     head_weights: dict[str, float] = field(default_factory=lambda: {
-        "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [summary] loss summed over heads
+        "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [choice] one loss per head, summed
     checkpoint_every: int = 1000  # optimiser steps
     keep_last: int = 2
     eval_every: int = 0  # optimiser steps; 0 = only at the end (when data.val_split is set)

@@ -26,6 +26,7 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_s
 from safetensors.torch import load_file
 from torch import Tensor
 
+from ..data.augment import item_generator, mixup_batch
 from ..model.pretrained import WEIGHTS
 from ..model.zorro import Zorro
 from ..recipes import TrainSection
@@ -48,6 +49,10 @@ from .validate import validation_metrics
 
 __all__ = ["TrainTask", "TrainingFailed", "train"]
 
+# Fewer contrastive negatives than this per clip get a warning at the start of ``zorro pretrain``.
+MIN_NEGATIVES = 255
+
+
 def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     """Accelerate state for this run. Without a GPU, ``cpu=True`` is what makes Accelerate join a
     multi-process (torchrun / accelerate launch) group over gloo instead of running each process alone."""
@@ -66,6 +71,7 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
     """(epoch, batch) pairs from ``pos`` on, epoch after epoch, in the deterministic order."""
     t, d = setup.recipe.train, setup.recipe.data
     epoch, start = pos.epoch, pos.batch_in_epoch
+    classes = setup.model.config.num_classes  # 0 when pre-training: no labels to mix
     while True:
         sampler = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, acc.process_index,
                                       t.seed, epoch, start)
@@ -76,6 +82,9 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
         for j, batch in enumerate(loader, start=start):
             if j >= usable:
                 break
+            if d.augment.mixup_alpha > 0 and classes:  # a pure function of (seed, epoch, first clip)
+                g = item_generator(t.seed, epoch, int(batch["index"][0]))
+                batch = mixup_batch(batch, d.augment.mixup_alpha, g, classes)
             yield epoch, batch
         epoch, start = epoch + 1, 0
 
@@ -113,6 +122,11 @@ def train(task: TrainTask) -> dict[str, Any]:
     if task.dry_run:
         return _dry_run(setup, acc, objective)
     log = RunLog(task, setup, acc, total, start_step=pos.step)
+    negatives = t.batch_size * acc.num_processes - 1  # InfoNCE gathers every process's micro-batch
+    if task.mode == "pretrain" and negatives < MIN_NEGATIVES:
+        log.info(f"warning: {negatives} contrastive negatives per clip (train.batch_size {t.batch_size} x "
+                 f"{acc.num_processes} process(es) - 1); τ = {model.config.temperature:g} was tuned for far larger "
+                 f"batches: raise train.batch_size or run on more processes (accumulation adds no negatives)")
     if ckpt is not None:
         log.info(f"resumed from {ckpt} at step {pos.step} (epoch {pos.epoch}, batch {pos.batch_in_epoch})")
     objective.train()

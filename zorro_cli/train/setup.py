@@ -14,7 +14,6 @@ from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..model.config import ZorroConfig
 from ..model.init import load_vit_weights
-from ..model.presets import preset_config
 from ..model.pretrained import load_matching_weights, resolve_model_path
 from ..model.zorro import Zorro
 from ..recipes import Recipe
@@ -61,20 +60,9 @@ def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str],
 
 def build_model_config(recipe: Recipe, mode: Mode, n_mels: int, num_classes: int) -> ZorroConfig:
     """The ``ZorroConfig`` of a run: preset, recipe overrides, input shapes from the data section."""
-    m, d = recipe.model, recipe.data
-    overrides: dict[str, Any] = dict(
-        masking=m.masking, fusion_reads=m.fusion_reads, drop_path=m.drop_path, temperature=m.temperature,
-        learn_temperature=m.learn_temperature, attention=m.attention, n_mels=n_mels,
-        audio_frames=d.audio_frames, frames=d.frames, image_size=d.image_size,
-        num_classes=num_classes if mode == "finetune" else 0,
-        proj_dim=m.proj_dim if mode == "pretrain" else 0,
-    )
-    if m.backbone is not None:
-        overrides["backbone"] = m.backbone
-    if m.fusion_tokens is not None:
-        overrides["fusion_tokens"] = m.fusion_tokens
     try:
-        return preset_config(m.preset, **overrides)
+        return recipe.model.to_config(recipe.data, n_mels, num_classes if mode == "finetune" else 0,
+                                      contrastive=mode == "pretrain")
     except ValueError as e:
         raise SetupError(f"model: {e}") from None
 

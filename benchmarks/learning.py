@@ -1,0 +1,274 @@
+"""Does Zorro learn real data? The paper's masking ablation and missing-modality table, in miniature.
+
+    python benchmarks/learning.py                 # full run: ~35-50 min on 2 CPU cores
+    python benchmarks/learning.py --quick         # smoke run: a few clips and steps (tests use it)
+
+Data: real spoken digits (``../shared/data/speech_digits``, five speakers) muxed with real handwritten
+digits (scikit-learn's ``load_digits``) into MP4 files (``learning_data.py``); one speaker and a fifth of the
+writers' scans are held out as the test split. Everything runs through the CLI as a user would:
+``zorro preprocess`` (the ``small`` recipe), ``zorro finetune --recipe small`` once per masking
+(``zorro``, ``independent``, ``bottleneck``, ``input_fusion``), ``zorro evaluate`` with both inputs and with
+each modality missing; then ``zorro pretrain`` (contrastive) followed by a fine-tune from it. In the same
+run, a logistic regression on the same clips' evaluation windows (log-mel; pixels; both) is the linear
+baseline every head must beat.
+
+It prints two tables and writes them with a plot into ``benchmarks/README.md`` (between the
+``learning:begin`` / ``learning:end`` markers) and ``benchmarks/learning.png``. Exit 1 when a target
+is missed:
+- under ``zorro`` every head beats the linear baseline of its inputs on the test split;
+- under ``zorro`` the audio head gives the same answers with the video missing (scores within 1e-4);
+- under ``input_fusion`` it does not, and the global head drops with the video missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+MASKINGS = ("zorro", "independent", "bottleneck", "input_fusion")
+HEADS = ("audio", "video", "fusion", "global")
+CONDITIONS = (("both", None), ("video missing", "video"), ("audio missing", "audio"))
+BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
+
+
+def zorro(*args: str, log: Path) -> float:
+    """Run ``zorro ARGS`` (this interpreter), append its output to ``log``; seconds taken. Raises on failure."""
+    start = time.perf_counter()
+    with log.open("a") as fh:
+        fh.write(f"\n$ zorro {' '.join(args)}\n")
+        fh.flush()
+        proc = subprocess.run([sys.executable, "-m", "zorro_cli", *args], stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise SystemExit(f"zorro {' '.join(args)} failed with exit {proc.returncode}; see {log}")
+    return time.perf_counter() - start
+
+
+# --- the linear baseline ---------------------------------------------------------------------------
+
+
+def window_features(cache: Path, split: str, recipe: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(audio features, video features, labels)`` of a split's evaluation windows (centre crop): the
+    normalised log-mel window plus per-bin mean and std; the middle frame's pixels at half resolution."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from zorro_cli.data.dataset import ClipDataset
+
+    d = recipe.data
+    ds = ClipDataset(cache, split=split, mode="eval", audio_frames=d.audio_frames, frames=d.frames,
+                     image_size=d.image_size, frame_stride=d.frame_stride, eval_crops=1, mel_norm=d.mel_norm)
+    audio, video, labels = [], [], []
+    for b in DataLoader(ds, batch_size=64):
+        mel = b["audio"][:, 0, 0]  # [B, F, A]
+        audio.append(torch.cat([mel.flatten(1), mel.mean(-1), mel.std(-1)], 1).numpy())
+        frame = b["video"][:, 0, :, d.frames // 2]  # [B, 3, S, S]
+        video.append(F.avg_pool2d(frame, 2).flatten(1).numpy())
+        labels.append(b["label"].numpy())
+    return np.concatenate(audio), np.concatenate(video), np.concatenate(labels)
+
+
+def linear_baseline(cache: Path, recipe: Any) -> dict[str, float]:
+    """Test top-1 of logistic regressions on audio, video and both (C picked on the val split)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    feats = {s: window_features(cache, s, recipe) for s in ("train", "val", "test")}
+    out = {}
+    for name, pick in (("audio", lambda a, v: a), ("video", lambda a, v: v),
+                       ("both", lambda a, v: np.concatenate([a, v], 1))):
+        best = (-1.0, 0.0)
+        for c in (0.001, 0.01, 0.1):
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
+            clf.fit(pick(*feats["train"][:2]), feats["train"][2])
+            val = clf.score(pick(*feats["val"][:2]), feats["val"][2])
+            if val > best[0]:
+                best = (val, clf.score(pick(*feats["test"][:2]), feats["test"][2]))
+        out[name] = best[1]
+    return out
+
+
+# --- the runs --------------------------------------------------------------------------------------
+
+
+def evaluate(run: Path, cache: Path, missing: str | None, work: Path, log: Path) -> tuple[dict[str, float], dict]:
+    """``({head: test top-1}, {head: per-clip scores})`` of a run with ``missing`` modality left out."""
+    tag = f"{run.name}-{missing or 'both'}"
+    js, dump = work / f"{tag}.json", work / f"{tag}.npz"
+    extra = ["--missing", missing] if missing else []
+    zorro("evaluate", "--checkpoint", str(run), "--data", str(cache), "--split", "test", "--json", str(js),
+          "--dump", str(dump), *extra, log=log)
+    result = json.loads(js.read_text())
+    scores = dict(np.load(dump))
+    return {h: v["top1"] for h, v in result["heads"].items()}, scores
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, default=Path("learning-work"), help="Folder for media, cache, runs.")
+    p.add_argument("--quick", action="store_true", help="Smoke run: 3 recordings per digit and speaker, 30 steps.")
+    p.add_argument("--maskings", nargs="+", default=list(MASKINGS), choices=MASKINGS)
+    p.add_argument("--no-pretrain", action="store_true", help="Skip the pre-training comparison.")
+    p.add_argument("--readme", default=str(HERE / "README.md"), help="Where to write the tables ('' = nowhere).")
+    p.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
+    args = p.parse_args()
+
+    import learning_data
+
+    from zorro_cli.recipes import load_recipe
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "learning.log"
+    steps = ["train.max_steps=30", "train.eval_every=15", "train.warmup_steps=3"] if args.quick else []
+    recipe = load_recipe("small", steps)
+    times: dict[str, float] = {}
+
+    t = time.perf_counter()
+    manifest = learning_data.build(work / "media", per_digit=3 if args.quick else None)
+    times["build media"] = time.perf_counter() - t
+    cache = work / "cache"
+    times["preprocess"] = zorro("preprocess", "--manifest", str(manifest), "--media-root", str(work / "media"),
+                                "--out", str(cache), "--recipe", "small", "--workers", "2", log=log)
+    t = time.perf_counter()
+    linear = linear_baseline(cache, recipe)
+    times["linear baseline"] = time.perf_counter() - t
+    print(f"linear baseline (test top-1): {linear}", flush=True)
+
+    runs: dict[str, Path] = {m: work / "runs" / f"ft-{m}" for m in args.maskings}
+    if not args.no_pretrain:
+        runs["pretrain → finetune"] = work / "runs" / "ft-from-pretrain"
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    scores: dict[str, dict[str, dict]] = {}
+    for name, run in runs.items():
+        fresh = not (run / "checkpoints" / "last").exists()
+        if name in MASKINGS:
+            if fresh:
+                times[f"finetune {name}"] = zorro("finetune", "--recipe", "small", "--data", str(cache), "--out",
+                                                   str(run), f"model.masking={name}", *steps, log=log)
+        else:
+            pre = work / "runs" / "pretrain"
+            if not (pre / "checkpoints" / "last").exists():
+                times["pretrain"] = zorro("pretrain", "--recipe", "small", "--data", str(cache), "--out", str(pre),
+                                          "data.val_split=null", *steps, log=log)
+            if fresh:
+                times["finetune from pretrain"] = zorro("finetune", "--recipe", "small", "--data", str(cache),
+                                                        "--out", str(run), "--init", str(pre), *steps, log=log)
+        table[name], scores[name] = {}, {}
+        for cond, missing in CONDITIONS:
+            table[name][cond], scores[name][cond] = evaluate(run, cache, missing, work, log)
+        print(f"{name}: {json.dumps(table[name])}", flush=True)
+
+    report = render(table, linear, times, args)
+    print(report)
+    checks = targets(table, scores, linear)
+    for line in checks:
+        print(line)
+    if args.readme and not args.quick:
+        plot(table, linear, HERE / "learning.png")
+        write_readme(Path(args.readme), report + "\n" + "\n".join(f"- {c}" for c in checks) + "\n")
+    return 1 if args.check and any(c.startswith("MISSED") for c in checks) else 0
+
+
+def targets(table: dict, scores: dict, linear: dict[str, float]) -> list[str]:
+    """One line per target: ``met: ...`` or ``MISSED: ...``."""
+    out = []
+    if "zorro" in table:
+        both = table["zorro"]["both"]
+        base = {"audio": linear["audio"], "video": linear["video"], "fusion": linear["both"], "global": linear["both"]}
+        for h in HEADS:
+            ok = both[h] > base[h]
+            out.append(f"{'met' if ok else 'MISSED'}: zorro {h} head {both[h]:.3f} vs linear {base[h]:.3f}")
+        diff = float(np.abs(scores["zorro"]["both"]["audio"] - scores["zorro"]["video missing"]["audio"]).max())
+        same = diff < 1e-4 and both["audio"] == table["zorro"]["video missing"]["audio"]
+        out.append(f"{'met' if same else 'MISSED'}: zorro audio head with video missing: max |Δ score| {diff:.1e}")
+    if "input_fusion" in table:
+        full, alone = table["input_fusion"]["both"], table["input_fusion"]["video missing"]
+        diff = float(np.abs(scores["input_fusion"]["both"]["audio"]
+                            - scores["input_fusion"]["video missing"]["audio"]).max())
+        ok = diff > 1e-3 and alone["global"] < full["global"]
+        out.append(f"{'met' if ok else 'MISSED'}: input_fusion with video missing: audio scores move by up to "
+                   f"{diff:.2f}, global {full['global']:.3f} -> {alone['global']:.3f}")
+    return out
+
+
+def render(table: dict, linear: dict[str, float], times: dict[str, float], args: argparse.Namespace) -> str:
+    """The two tables (markdown) and the timings."""
+    lines = ["Test top-1 on the held-out speaker (500 clips, 10 classes; chance 0.100). Linear baseline: "
+             f"audio {linear['audio']:.3f}, video {linear['video']:.3f}, both {linear['both']:.3f}.", "",
+             "**Masking ablation** (both inputs):", "",
+             "| run | audio | video | fusion | global |", "|---|---|---|---|---|",
+             f"| linear (log-mel / pixels / both) | {linear['audio']:.3f} | {linear['video']:.3f} | "
+             f"{linear['both']:.3f} | {linear['both']:.3f} |"]
+    for name, conds in table.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(conds['both'], h) for h in HEADS) + " |")
+    lines += ["", "**Missing modality** (audio / video / global heads):", "",
+              "| run | both: audio | video missing: audio | both: video | audio missing: video | both: global | "
+              "video missing: global | audio missing: global |", "|---|---|---|---|---|---|---|---|"]
+    for name, c in table.items():
+        cells = [_cell(c["both"], "audio"), _cell(c["video missing"], "audio"), _cell(c["both"], "video"),
+                 _cell(c["audio missing"], "video"), _cell(c["both"], "global"), _cell(c["video missing"], "global"),
+                 _cell(c["audio missing"], "global")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    total = sum(times.values())
+    lines += ["", "Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + f"; total {total:.0f} "
+              f"({os.cpu_count()} cores{', --quick' if args.quick else ''})."]
+    return "\n".join(lines)
+
+
+def _cell(heads: dict[str, float], head: str) -> str:
+    return f"{heads[head]:.3f}" if head in heads else "–"
+
+
+def plot(table: dict, linear: dict[str, float], path: Path) -> None:
+    """Grouped bars: test top-1 per head for each run (both inputs), linear baselines as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    names = list(table)
+    width = 0.8 / len(names)
+    x = np.arange(len(HEADS))
+    for i, name in enumerate(names):
+        ax.bar(x + i * width, [table[name]["both"].get(h, 0.0) for h in HEADS], width, label=name)
+    for j, h in enumerate(HEADS):
+        base = linear["audio" if h == "audio" else "video" if h == "video" else "both"]
+        ax.hlines(base, j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed",
+                  label="linear baseline" if j == 0 else None)
+    ax.axhline(0.1, color="grey", linewidth=0.8, label="chance")
+    ax.set_xticks(x + 0.4 - width / 2, HEADS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test top-1 (held-out speaker)")
+    ax.set_title("benchmarks/learning.py: recipe `small`, real speech + handwritten digits")
+    ax.legend(fontsize=8, ncol=3, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_readme(readme: Path, body: str) -> None:
+    """Replace the text between the markers in ``readme`` (append a section when they are absent)."""
+    text = readme.read_text() if readme.exists() else ""
+    block = f"{BEGIN}\n{body}\n![learning](learning.png)\n{END}"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Learning real data (`learning.py`)\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
