@@ -18,13 +18,19 @@ def _module(path: Path) -> str:
 
 
 def _imports() -> dict[str, set[str]]:
-    """``{module: zorro_cli modules it imports}`` (top-level and inside functions, relative resolved)."""
+    """``{module: zorro_cli modules it imports}`` (top-level and inside functions, relative resolved;
+    not those under ``if TYPE_CHECKING:``)."""
     modules = {_module(p): p for p in PKG.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and ast.unparse(block.test).endswith("TYPE_CHECKING") for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:  # imports for annotations only: never run
+                continue
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
