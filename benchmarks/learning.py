@@ -28,6 +28,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +43,33 @@ CONDITIONS = (("both", None), ("video missing", "video"), ("audio missing", "aud
 BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
 
 
-def zorro(*args: str, log: Path) -> float:
-    """Run ``zorro ARGS`` (this interpreter), append its output to ``log``; seconds taken. Raises on failure."""
+def zorro(*args: str, log: Path, threads: int | None = None) -> float:
+    """Run ``zorro ARGS`` (this interpreter) with ``threads`` intra-op threads; its output goes to a log of
+    its own beside ``log`` (appended to ``log`` at the end); seconds taken. Raises on failure."""
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    own = log.with_name(f"{log.stem}-{abs(hash(args)) % 10**8:08d}.log")
     start = time.perf_counter()
-    with log.open("a") as fh:
+    with own.open("w") as fh:
         fh.write(f"\n$ zorro {' '.join(args)}\n")
         fh.flush()
-        proc = subprocess.run([sys.executable, "-m", "zorro_cli", *args], stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run([sys.executable, "-m", "zorro_cli", *args], stdout=fh, stderr=subprocess.STDOUT,
+                              env=env)
+    with log.open("a") as fh:
+        fh.write(own.read_text())
+    own.unlink()
     if proc.returncode:
         raise SystemExit(f"zorro {' '.join(args)} failed with exit {proc.returncode}; see {log}")
     return time.perf_counter() - start
+
+
+def run_parallel(jobs: dict[str, Callable[[int], Any]], n: int) -> dict[str, Any]:
+    """Run ``{name: fn(threads)}`` ``n`` at a time, each with ``cores // n`` threads: on a small CPU two
+    trainings of one thread each do more work than one of two threads (a small model does not keep two
+    threads busy, and they spin when anything else runs)."""
+    threads = max(1, (os.cpu_count() or 1) // n)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        futures = {name: pool.submit(fn, threads) for name, fn in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
 
 
 # --- the linear baseline ---------------------------------------------------------------------------
@@ -102,15 +121,17 @@ def linear_baseline(cache: Path, recipe: Any) -> dict[str, float]:
 # --- the runs --------------------------------------------------------------------------------------
 
 
-def evaluate(run: Path, cache: Path, missing: str | None, work: Path, log: Path) -> tuple[dict[str, float], dict]:
+def evaluate(run: Path, cache: Path, missing: str | None, work: Path, log: Path,
+             threads: int | None = None) -> tuple[dict[str, float], dict]:
     """``({head: test top-1}, {head: per-clip scores})`` of a run with ``missing`` modality left out."""
     tag = f"{run.name}-{missing or 'both'}"
     js, dump = work / f"{tag}.json", work / f"{tag}.npz"
     extra = ["--missing", missing] if missing else []
     zorro("evaluate", "--checkpoint", str(run), "--data", str(cache), "--split", "test", "--json", str(js),
-          "--dump", str(dump), *extra, log=log)
+          "--dump", str(dump), *extra, log=log, threads=threads)
     result = json.loads(js.read_text())
-    scores = dict(np.load(dump))
+    with np.load(dump) as f:
+        scores = {k.removeprefix("scores_"): f[k] for k in f.files if k.startswith("scores_")}
     return {h: v["top1"] for h, v in result["heads"].items()}, scores
 
 
@@ -122,6 +143,7 @@ def main() -> int:
     p.add_argument("--no-pretrain", action="store_true", help="Skip the pre-training comparison.")
     p.add_argument("--readme", default=str(HERE / "README.md"), help="Where to write the tables ('' = nowhere).")
     p.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
+    p.add_argument("--jobs", type=int, default=2, help="Trainings and evaluations run at a time (default 2).")
     args = p.parse_args()
 
     import learning_data
@@ -149,27 +171,37 @@ def main() -> int:
     print(f"linear baseline (test top-1): {linear}", flush=True)
 
     runs: dict[str, Path] = {m: work / "runs" / f"ft-{m}" for m in args.maskings}
+    pre = work / "runs" / "pretrain"
+
+    def train(verb: str, out: Path, *extra: str) -> Callable[[int], float]:
+        def go(threads: int) -> float:
+            if (out / "checkpoints" / "last").exists():  # a rerun reuses finished trainings
+                return 0.0
+            return zorro(verb, "--recipe", "small", "--data", str(cache), "--out", str(out), *extra, *steps,
+                         log=log, threads=threads)
+        return go
+
+    jobs = {f"finetune {m}": train("finetune", run, f"model.masking={m}") for m, run in runs.items()}
+    if not args.no_pretrain:
+        jobs["pretrain"] = train("pretrain", pre, "data.val_split=null")
+    times.update(run_parallel(jobs, args.jobs))
     if not args.no_pretrain:
         runs["pretrain → finetune"] = work / "runs" / "ft-from-pretrain"
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    scores: dict[str, dict[str, dict]] = {}
-    for name, run in runs.items():
-        fresh = not (run / "checkpoints" / "last").exists()
-        if name in MASKINGS:
-            if fresh:
-                times[f"finetune {name}"] = zorro("finetune", "--recipe", "small", "--data", str(cache), "--out",
-                                                   str(run), f"model.masking={name}", *steps, log=log)
-        else:
-            pre = work / "runs" / "pretrain"
-            if not (pre / "checkpoints" / "last").exists():
-                times["pretrain"] = zorro("pretrain", "--recipe", "small", "--data", str(cache), "--out", str(pre),
-                                          "data.val_split=null", *steps, log=log)
-            if fresh:
-                times["finetune from pretrain"] = zorro("finetune", "--recipe", "small", "--data", str(cache),
-                                                        "--out", str(run), "--init", str(pre), *steps, log=log)
-        table[name], scores[name] = {}, {}
-        for cond, missing in CONDITIONS:
-            table[name][cond], scores[name][cond] = evaluate(run, cache, missing, work, log)
+        times["finetune from pretrain"] = train("finetune", runs["pretrain → finetune"], "--init", str(pre))(
+            max(1, (os.cpu_count() or 1)))
+    print(f"trained: {json.dumps({k: round(v) for k, v in times.items()})}", flush=True)
+
+    t = time.perf_counter()
+    evals = {(name, cond): (lambda th, run=run, missing=missing: evaluate(run, cache, missing, work, log, th))
+             for name, run in runs.items() for cond, missing in CONDITIONS}
+    done = run_parallel({f"{n}|{c}": fn for (n, c), fn in evals.items()}, args.jobs)
+    times["evaluations"] = time.perf_counter() - t
+    table: dict[str, dict[str, dict[str, float]]] = {name: {} for name in runs}
+    scores: dict[str, dict[str, dict]] = {name: {} for name in runs}
+    for key, (top1, sc) in done.items():
+        name, cond = key.split("|")
+        table[name][cond], scores[name][cond] = top1, sc
+    for name in runs:
         print(f"{name}: {json.dumps(table[name])}", flush=True)
 
     report = render(table, linear, times, args)
