@@ -88,7 +88,7 @@ def make_media(src: Path, dst: Path, repeat: int) -> list[str]:
 
 def preprocess_run(manifest: Path, media: Path, out: Path, workers: int, clock=time.perf_counter) -> float:
     """Seconds (``clock``) of a whole ``preprocess`` run; ``workers=0`` runs in this process."""
-    from zorro_cli.preprocess import Job, preprocess
+    from zorro_cli.data.build import Job, preprocess
     from zorro_cli.recipes import load_recipe
 
     shutil.rmtree(out, ignore_errors=True)

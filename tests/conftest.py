@@ -30,7 +30,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cache(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``synth_dir`` preprocessed with the tiny recipe (shard size 4, in-process)."""
-    from zorro_cli.preprocess import Job, preprocess
+    from zorro_cli.data.build import Job, preprocess
     from zorro_cli.recipes import load_recipe
 
     out = tmp_path_factory.mktemp("cache") / "tiny"

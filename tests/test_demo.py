@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zorro_cli import evaluate
+from zorro_cli.commands import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_demo_heads_are_well_above_chance_and_everything_is_written(demo: tuple[
 
 def _scores(ckpt: Path, cache: Path, tmp: Path, name: str, **kw: str) -> dict[str, np.ndarray]:
     dump = tmp / f"{name}.npz"
-    evaluate.run(str(ckpt), str(cache), dump=str(dump), **kw)
+    evaluate.run(checkpoint=str(ckpt), data=str(cache), dump=str(dump), **kw)
     z = np.load(dump)
     return {str(c): {k.removeprefix("scores_"): z[k][i] for k in z.files if k.startswith("scores_")}
             for i, c in enumerate(z["clip_ids"])}
@@ -64,8 +64,8 @@ def test_zorro_unimodal_heads_are_unchanged_when_the_other_modality_is_missing(d
         np.testing.assert_allclose(no_audio[clip]["video"], both[clip]["video"], atol=1e-5)
         assert set(no_video[clip]) == {"audio"} and set(no_audio[clip]) == {"video"}
     # and therefore identical metrics on the same clips
-    a = evaluate.run(str(ckpt), str(cache), modality="video")
-    b = evaluate.run(str(ckpt), str(cache), missing="audio")
+    a = evaluate.run(checkpoint=str(ckpt), data=str(cache), modality="video")
+    b = evaluate.run(checkpoint=str(ckpt), data=str(cache), missing="audio")
     assert a["heads"]["video"] == b["heads"]["video"] and a["inputs"] == b["inputs"] == ["video"]
 
 
@@ -75,12 +75,13 @@ def test_input_fusion_global_head_loses_accuracy_with_a_modality_missing(demo, t
     Measured on the clips that all three evaluations share, by the mean probability the global head gives
     the true class (a continuous measure: 15 clips make top-1 coarse), and top-1 never improves.
     """
-    from zorro_cli import finetune
+    from zorro_cli.commands import finetune
     from zorro_cli.recipes import load_recipe
 
     out, _ = demo
     run = tmp_path / "input_fusion"
-    finetune.run(load_recipe("tiny", ["model.masking=input_fusion", "train.max_steps=400"]), out / "cache", run)
+    finetune.run(recipe=load_recipe("tiny", ["model.masking=input_fusion", "train.max_steps=400"]), data=out / "cache",
+                 out=run)
     scores = {m: _scores(run, out / "cache", tmp_path, f"if_{m}", **({"missing": m} if m else {}))
               for m in ("", "video", "audio")}
     targets = _targets(out / "cache")
@@ -120,13 +121,13 @@ def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) ->
 
 @pytest.mark.parametrize("backbone", ["swin", "hip"])
 def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path, backbone: str) -> None:
-    from zorro_cli import finetune
+    from zorro_cli.commands import finetune
     from zorro_cli.recipes import load_recipe
 
     out, _ = demo
     run = tmp_path / backbone
-    finetune.run(load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400", "data.val_split=null"]),
-                 out / "cache", run)
-    heads = evaluate.run(str(run), str(out / "cache"))["heads"]
+    finetune.run(recipe=load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400",
+                                             "data.val_split=null"]), data=out / "cache", out=run)
+    heads = evaluate.run(checkpoint=str(run), data=str(out / "cache"))["heads"]
     assert set(heads) == {"audio", "video", "fusion", "global"}
     assert all(m["top1"] >= 0.5 for m in heads.values()), heads  # chance: 0.25

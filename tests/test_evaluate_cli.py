@@ -12,16 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from zorro_cli.cli import app
-from zorro_cli.evaluate import plan_inputs
+from zorro_cli.commands.evaluate import plan_inputs
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zorro_cli import finetune
+    from zorro_cli.commands import finetune
     from zorro_cli.recipes import load_recipe
 
     out = tmp_path_factory.mktemp("eval") / "run"
-    finetune.run(load_recipe("tiny", ["train.max_steps=4", "data.val_split=null"]), tiny_cache, out)
+    finetune.run(recipe=load_recipe("tiny", ["train.max_steps=4", "data.val_split=null"]), data=tiny_cache, out=out)
     return out
 
 

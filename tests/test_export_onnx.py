@@ -11,7 +11,7 @@ from zorro_cli.model import build_model
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from zorro_cli.export import export_onnx  # noqa: E402
+from zorro_cli.commands.export import export_onnx  # noqa: E402
 
 
 @pytest.mark.parametrize(("masking", "modality", "outputs"), [

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zorro_cli.data.build import Job, preprocess
 from zorro_cli.data.cache import open_cache
 from zorro_cli.data.synth import render_audio, render_frames, write_clip
-from zorro_cli.preprocess import Job, preprocess
 from zorro_cli.recipes import load_recipe
 
 

@@ -13,7 +13,7 @@ import pytest
 PROBE = """
 import resource, sys
 from pathlib import Path
-from zorro_cli.preprocess import Job, preprocess
+from zorro_cli.data.build import Job, preprocess
 from zorro_cli.recipes import load_recipe
 if __name__ == "__main__":
     manifest, root, out = map(Path, sys.argv[1:4])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from zorro_cli.data.build import Job, preprocess
 from zorro_cli.data.cache import open_cache
-from zorro_cli.preprocess import Job, preprocess
 from zorro_cli.recipes import load_recipe
 
 # bad_videos/ files that are in fact valid (see ../shared/data/README.md)

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from zorro_cli.cli import app
 from zorro_cli.data import open_cache
+from zorro_cli.data.build import Job, preprocess
 from zorro_cli.data.index import merge_parts
-from zorro_cli.preprocess import Job, preprocess
 from zorro_cli.recipes import load_recipe
 
 ARRAYS = ("jpeg", "frame_spans", "logmel", "clips_json", "failures_json", "mel_sum", "mel_sumsq")

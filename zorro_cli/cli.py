@@ -1,4 +1,5 @@
-"""The ``zorro`` command line: parse, load the recipe, call ``<stage>.run``. Nothing else lives here.
+"""The ``zorro`` command line: parse flags, load the recipe, call ``commands.<verb>.run(**kwargs)``, map
+its result and errors (``zorro_cli.errors``) to stdout, stderr and the exit code. Nothing else lives here.
 
 Exit codes: 0 done, 1 failed, 2 usage error (bad flag, bad recipe, bad input named on the command line).
 Progress and logs go to stderr; results meant for scripts go to stdout (one JSON line) or ``--json``.
@@ -7,14 +8,18 @@ Progress and logs go to stderr; results meant for scripts go to stdout (one JSON
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .recipes import Recipe
 
 app = typer.Typer(
     name="zorro",
@@ -39,43 +44,29 @@ def _root(
     """Train, evaluate and export Zorro masked multimodal (audio-visual) transformers."""
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    from .data.cache import CacheError
-    from .evaluate import EvaluateError
-    from .preprocess import UsageError
-    from .recipes import RecipeError
-    from .train.setup import SetupError
+def _guard(fn: Callable[[], object], json_out: Path | None = None, echo: bool = True) -> None:
+    """Run a verb: its ``UsageError`` exits 2, its ``Failure`` exits 1, each as one line on stderr; a
+    dict result goes to stdout as one JSON line (and to ``--json``) unless ``echo`` is off."""
+    from .errors import Failure, UsageError
 
-    return (RecipeError, SetupError, UsageError, CacheError, EvaluateError, FileNotFoundError)
-
-
-def _failures() -> tuple[type[BaseException], ...]:
-    from .export import ExportError
-    from .train.loop import TrainingFailed
-
-    return (TrainingFailed, ExportError)
-
-
-def _guard(fn: Callable[[], Any], json_out: Path | None = None) -> Any:
-    """Run a stage: one-line errors with exit 2 (usage) or 1 (failure); results to stdout / ``--json``."""
     try:
         result = fn()
-    except _usage_errors() as e:
+    except (UsageError, FileNotFoundError) as e:
         typer.echo(f"error: {_one_line(e)}", err=True)
         raise typer.Exit(2) from None
-    except _failures() as e:
+    except Failure as e:
         typer.echo(f"error: {_one_line(e)}", err=True)
         raise typer.Exit(1) from None
-    if isinstance(result, dict) and not result.get("_quiet"):
-        from .train.reporting import is_main_process
+    if echo and isinstance(result, dict) and _is_main_process():
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        typer.echo(json.dumps(result, default=str))
 
-        if is_main_process():
-            text = json.dumps(result, default=str)
-            if json_out is not None:
-                json_out.parent.mkdir(parents=True, exist_ok=True)
-                json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            typer.echo(text)
-    return result
+
+def _is_main_process() -> bool:
+    """Rank 0 (or not distributed), from the launcher's environment (torchrun, accelerate launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _one_line(e: BaseException) -> str:
@@ -83,28 +74,16 @@ def _one_line(e: BaseException) -> str:
     return text if not isinstance(e, FileNotFoundError) or e.filename is None else f"{e.filename}: no such file"
 
 
-def _recipe(recipe: str | None, overrides: list[str] | None) -> Any:
+def _recipe(recipe: str | None, overrides: list[str] | None) -> Recipe:
     from .recipes import load_recipe
 
     return load_recipe(recipe or "tiny", list(overrides or []))
 
 
-def _print_config(recipe: Any) -> None:
+def _print_config(recipe: Recipe) -> None:
     from .recipes import dump_recipe
 
     typer.echo(dump_recipe(recipe), nl=False)
-
-
-def _data_out(recipe: Any, data: Path | None, out: Path | None, need_out: bool) -> tuple[Path, Path | None]:
-    from .train.setup import SetupError
-
-    data = data or (Path(recipe.data.cache) if recipe.data.cache else None)
-    out = out or (Path(recipe.train.out_dir) if recipe.train.out_dir else None)
-    if data is None:
-        raise SetupError("--data is required (or data.cache in the recipe)")
-    if need_out and out is None:
-        raise SetupError("--out is required (or train.out_dir in the recipe)")
-    return data, out
 
 
 RECIPE_OPT = typer.Option(None, "--recipe", help="Bundled recipe name (see `zorro recipes`) or a YAML path.")
@@ -122,14 +101,14 @@ def pretrain(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: P
              out: Path = OUT_OPT, resume: str = RESUME_OPT, json_out: Path = JSON_OPT,
              print_config: bool = PRINT_OPT, dry_run: bool = DRY_OPT) -> None:
     """Contrastive audio-visual pre-training (InfoNCE between o_A and o_V, negatives from every process)."""
-    def go() -> Any:
+    def go() -> object:
         r = _recipe(recipe, overrides)
         if print_config:
-            return _print_config(r)
-        from . import pretrain as stage
+            _print_config(r)
+            return None
+        from .commands import pretrain as verb
 
-        d, o = _data_out(r, data, out, need_out=not dry_run)
-        return stage.run(r, d, o, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
+        return verb.run(recipe=r, data=data, out=out, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
 
     _guard(go, json_out)
 
@@ -142,14 +121,15 @@ def finetune(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: P
              resume: str = RESUME_OPT, json_out: Path = JSON_OPT, print_config: bool = PRINT_OPT,
              dry_run: bool = DRY_OPT) -> None:
     """Supervised training of the four heads (audio, video, fusion, global)."""
-    def go() -> Any:
+    def go() -> object:
         r = _recipe(recipe, overrides)
         if print_config:
-            return _print_config(r)
-        from . import finetune as stage
+            _print_config(r)
+            return None
+        from .commands import finetune as verb
 
-        d, o = _data_out(r, data, out, need_out=not dry_run)
-        return stage.run(r, d, o, init=init, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
+        return verb.run(recipe=r, data=data, out=out, init=init, resume=resume, command=tuple(sys.argv),
+                        dry_run=dry_run)
 
     _guard(go, json_out)
 
@@ -170,11 +150,10 @@ def evaluate(
     plots: Path = typer.Option(None, "--plots", help="Write PNG plots (per-class AP / confusion, curves) here."),
 ) -> None:
     """Per-head metrics (mAP/mAUC/d' or top-1/top-5/mean-class) with multi-clip, multi-crop averaging."""
-    from . import evaluate as stage
+    from .commands import evaluate as verb
 
-    _guard(lambda: stage.run(checkpoint, str(data), split, modality, missing, clips, crops, batch_size,
-                             None if dump is None else str(dump), None if plots is None else str(plots)),
-           json_out)
+    _guard(lambda: verb.run(checkpoint=checkpoint, data=data, split=split, modality=modality, missing=missing,
+                            clips=clips, crops=crops, batch_size=batch_size, dump=dump, plots=plots), json_out)
 
 
 @app.command()
@@ -186,17 +165,17 @@ def export(
     json_out: Path = JSON_OPT,
 ) -> None:
     """Export weights + preprocessing config (safetensors) or an ONNX graph checked against PyTorch."""
-    from . import export as stage
+    from .commands import export as verb
 
-    _guard(lambda: stage.run(checkpoint, fmt, modality, str(out)), json_out)
+    _guard(lambda: verb.run(checkpoint=checkpoint, fmt=fmt, modality=modality, out=out), json_out)
 
 
 @app.command()
 def recipes(name: str = typer.Argument(None, help="Show this recipe's keys, types, defaults and values.")) -> None:
     """List the bundled recipes, or show one with every key."""
-    from .recipe_info import show_recipe, show_recipes
+    from .commands import recipes as verb
 
-    _guard(lambda: show_recipe(name) if name else show_recipes())
+    _guard(lambda: verb.run(name=name))
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -217,11 +196,14 @@ def preprocess(
     merge: bool = typer.Option(False, "--merge", help="Merge --shard part folders into --out."),
 ) -> None:
     """Decode raw media listed in a manifest into a sharded HDF5 cache (resumable, parallel)."""
-    from . import preprocess as stage
+    from .commands import preprocess as verb
 
-    raise typer.Exit(stage.run(manifest or [], fmt, media_root, out, workers, shard_size, shard, recipe,
-                               [] if merge else list(args or []), labels, rebuild,
-                               [Path(a) for a in args or []] if merge else None))
+    if merge:
+        _guard(lambda: verb.merge(parts=[Path(a) for a in args or []], out=out), echo=False)
+    else:
+        _guard(lambda: verb.run(manifests=manifest or [], fmt=fmt, media_root=media_root, out=out, workers=workers,
+                                shard_size=shard_size, shard=shard, recipe=recipe, overrides=list(args or []),
+                                labels=labels, rebuild=rebuild), echo=False)
 
 
 @app.command()
@@ -230,17 +212,17 @@ def demo(out: Path = typer.Option(Path("zorro-demo"), "--out", help="Folder for 
          backbone: str = typer.Option("vit", "--backbone", help="vit, swin or hip (the tiny preset of each)."),
          json_out: Path = JSON_OPT) -> None:
     """Synthesise a small audio-visual dataset, then preprocess, pretrain, finetune, evaluate and export."""
-    from . import demo as stage
+    from .commands import demo as verb
 
-    _guard(lambda: stage.run(out, onnx=onnx, backbone=backbone), json_out)
+    _guard(lambda: verb.run(out=out, onnx=onnx, backbone=backbone), json_out)
 
 
 @app.command()
 def models() -> None:
     """List the model presets with their token counts and parameter counts."""
-    from .model.info import preset_table
+    from .commands import models as verb
 
-    preset_table()
+    _guard(verb.run)
 
 
 def main() -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zorro_cli.data.cache import CacheError, ShardWriter, fingerprint, open_cache, shard_done, shard_path
-from zorro_cli.data.index import PLAN_FAILURES, finalize, merge_parts, write_failures
+from zorro_cli.data.cache import CacheError, open_cache
+from zorro_cli.data.index import finalize, merge_parts, write_failures
+from zorro_cli.data.jpeg import encode_jpeg
+from zorro_cli.data.layout import PLAN_FAILURES, fingerprint, shard_path
 from zorro_cli.data.media import ClipTask
-from zorro_cli.data.pipeline import ClipFailure, ClipResult, encode_jpeg
+from zorro_cli.data.pipeline import ClipFailure, ClipResult
+from zorro_cli.data.shards import ShardWriter, shard_done
 
 SETTINGS = {"n_mels": 2, "fps": 2.0, "sample_rate": 16000, "hop_length": 160}
 
@@ -105,7 +108,7 @@ def test_incomplete_and_merge(tmp_path):
 def write_index(path: Path, rows: list[list[object]]) -> None:
     import csv
 
-    from zorro_cli.data.cache import INDEX_FIELDS
+    from zorro_cli.data.layout import INDEX_FIELDS
 
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

@@ -79,7 +79,7 @@ def test_train_randomness_is_seed_epoch_index(tiny_cache):
 
 
 def test_multilabel_targets(tiny_cache, synth_dir, tmp_path):
-    from zorro_cli.preprocess import Job, preprocess
+    from zorro_cli.data.build import Job, preprocess
     from zorro_cli.recipes import load_recipe
 
     manifest = tmp_path / "m.csv"

@@ -118,7 +118,7 @@ def colour_video(tmp_path_factory) -> Path:
 def test_colours_survive_decoding_scaling_and_jpeg(colour_video):
     """Flat saturated patches decode, scale (53x40: odd width, partial JPEG blocks) and JPEG-code to the
     colours that went in."""
-    from zorro_cli.data.pipeline import decode_jpeg, encode_jpeg
+    from zorro_cli.data.jpeg import decode_jpeg, encode_jpeg
 
     req = DecodeRequest(str(colour_video), fps=4, short_side=40, audio=False)
     got = decode_jpeg(decode_media(req, lambda p: encode_jpeg(p, 90)).frames[0])

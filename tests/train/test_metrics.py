@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from zorro_cli.train.metrics import (
+from zorro_cli.evaluation.metrics import (
     confusion_matrix,
     d_prime,
     mean_auc,

@@ -1,29 +1,12 @@
-"""The HDF5 cache: shard layout, atomic shard writer, and ``open_cache`` for reading.
+"""Reading a finished cache: ``open_cache`` -> ``Cache`` (index, settings, statistics, clips' arrays).
 
-A cache folder holds::
-
-    cache.json           settings + fingerprint, label names, the plan (clip and shard counts)
-    shards/shard-NNNNN.h5   written as shard-NNNNN.h5.tmp and renamed when complete
-    index.csv            one row per cached clip (written by ``zorro_cli.data.index.finalize``)
-    failures.csv         path,reason for every input not cached
-    summary.json         counts, timings, settings, log-mel statistics
-    plan_failures.csv    manifest rows that never reached a worker (merged into failures.csv)
-
-Shard layout (schema 1), legend: T frames of a clip, F mel bins, A audio frames::
-
-    jpeg          uint8 [bytes]        JPEG images back to back (a held frame stored once)
-    frame_spans   int64 [sum T, 2]     per video slot: byte offset and length in ``jpeg``
-    logmel        float16 [F, sum A]   log-mel, clip after clip along time
-    clips_json    uint8 [bytes]        JSON list: per clip its record and offsets into the two arrays
-    failures_json uint8 [bytes]        JSON list of [path, reason]
-    mel_sum, mel_sumsq  float64 [F]    moments of the shard's stored log-mel (for dataset mean/std)
-    attrs: schema, fingerprint, plan (this shard's clip list hash), shard, num_shards, mel_count
+The layout is described (and named) in ``layout.py``; shards are written by ``shards.py`` and the index
+by ``index.py``. Reading needs h5py and libjpeg-turbo only: no PyAV, no decoding pipeline.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from collections import OrderedDict
@@ -34,129 +17,15 @@ from typing import Any, NamedTuple, overload
 import h5py
 import numpy as np
 
-from .pipeline import ClipFailure, ClipResult, decode_jpeg
+from ..errors import UsageError
+from .jpeg import decode_jpeg
+from .layout import INDEX, META, SUMMARY, read_json_dataset, shard_path
 
-SCHEMA = 1
-SHARDS = "shards"
-INDEX_FIELDS = ("clip_id", "path", "split", "labels", "label_ids", "shard", "row", "has_audio", "has_video",
-                "duration_s", "n_frames", "audio_frames", "width", "height", "frame_offset", "mel_offset")
 MAX_OPEN = 64  # open shard files per process (least recently used closed first)
 
 
-class CacheError(Exception):
+class CacheError(UsageError):
     """A cache folder that cannot be used (missing, other settings, incomplete); one-line message."""
-
-
-def fingerprint(obj: Any) -> str:
-    """Short sha256 of the canonical JSON of ``obj``."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def shard_path(cache_dir: Path, k: int) -> Path:
-    return cache_dir / SHARDS / f"shard-{k:05d}.h5"
-
-
-def _json_bytes(obj: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(obj, separators=(",", ":")).encode(), dtype=np.uint8)
-
-
-def read_json_dataset(f: h5py.File, name: str) -> Any:
-    return json.loads(f[name][()].tobytes().decode())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file + rename (never a half-written file)."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-class ShardWriter:
-    """Writes one shard under a temporary name; ``close()`` renames it into place (atomic on POSIX)."""
-
-    def __init__(self, cache_dir: Path, k: int, attrs: dict[str, Any], n_mels: int) -> None:
-        self.final = shard_path(cache_dir, k)
-        self.tmp = self.final.with_name(self.final.name + ".tmp")
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.f = h5py.File(self.tmp, "w")
-        self.f.attrs.update({"schema": SCHEMA, **attrs})
-        self.jpeg = self.f.create_dataset("jpeg", (0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 16,))
-        self.spans = self.f.create_dataset("frame_spans", (0, 2), dtype=np.int64, maxshape=(None, 2),
-                                           chunks=(1024, 2))
-        self.mel = self.f.create_dataset("logmel", (n_mels, 0), dtype=np.float16, maxshape=(n_mels, None),
-                                         chunks=(n_mels, 1024))
-        self.records: list[dict[str, Any]] = []
-        self.failures: list[list[str]] = []
-        self.sum = np.zeros(n_mels, np.float64)
-        self.sumsq = np.zeros(n_mels, np.float64)
-        self.count = 0
-
-    def add(self, item: ClipResult | ClipFailure) -> None:
-        """Append a cached clip (arrays + record) or a failure."""
-        if isinstance(item, ClipFailure):
-            self.failures.append([item.task.path, item.reason])
-            return
-        t = item.task
-        rec: dict[str, Any] = {"clip_id": t.clip_id, "path": t.path, "split": t.split, "labels": list(t.labels),
-                               "has_audio": item.logmel is not None, "has_video": item.frames is not None,
-                               "duration_s": item.duration_s, "info": item.info,
-                               "frame_offset": self.spans.shape[0], "n_frames": 0,
-                               "mel_offset": self.mel.shape[1], "audio_frames": 0, "width": 0, "height": 0}
-        if item.frames is not None:
-            self._add_frames(item.frames)
-            rec["n_frames"] = len(item.frames)
-            rec["width"], rec["height"] = item.info.get("size", [0, 0])
-        if item.logmel is not None:
-            a = item.logmel.shape[1]
-            self.mel.resize((self.mel.shape[0], rec["mel_offset"] + a))
-            self.mel[:, rec["mel_offset"]:] = item.logmel
-            rec["audio_frames"] = a
-            s, sq, c = item.moments  # type: ignore[misc]
-            self.sum += s
-            self.sumsq += sq
-            self.count += c
-        self.records.append(rec)
-
-    def _add_frames(self, frames: list[bytes]) -> None:
-        """Append JPEG blobs; a held frame (same bytes object as the previous slot) is stored once."""
-        byte0, n0 = self.jpeg.shape[0], self.spans.shape[0]
-        spans, blobs, pos, prev = [], [], byte0, None
-        for blob in frames:
-            if blob is not prev:
-                blobs.append(blob)
-                pos += len(blob)
-                prev = blob
-            spans.append((pos - len(blob), len(blob)))
-        data = np.frombuffer(b"".join(blobs), np.uint8)
-        self.jpeg.resize((byte0 + len(data),))
-        self.jpeg[byte0:] = data
-        self.spans.resize((n0 + len(spans), 2))
-        self.spans[n0:] = np.asarray(spans, np.int64)
-
-    def close(self) -> None:
-        """Write the records and moments, close, and rename the shard into place."""
-        self.f.create_dataset("clips_json", data=_json_bytes(self.records))
-        self.f.create_dataset("failures_json", data=_json_bytes(self.failures))
-        self.f.create_dataset("mel_sum", data=self.sum)
-        self.f.create_dataset("mel_sumsq", data=self.sumsq)
-        self.f.attrs["mel_count"] = self.count
-        self.f.attrs["n_clips"] = len(self.records)
-        self.f.close()
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.f.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def shard_done(path: Path, fp: str, plan: str) -> bool:
-    """Whether a finished shard at ``path`` was made with fingerprint ``fp`` for clip plan ``plan``."""
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("fingerprint") == fp and f.attrs.get("plan") == plan and "clips_json" in f
-    except (OSError, KeyError):
-        return False
 
 
 class IndexRow(NamedTuple):
@@ -297,16 +166,16 @@ class Cache:
 
     def __init__(self, cache_dir: str | Path) -> None:
         self.dir = Path(cache_dir)
-        if not (self.dir / "index.csv").is_file():
-            raise CacheError(f"{self.dir} is not a finished cache (no index.csv)")
-        meta = json.loads((self.dir / "cache.json").read_text())
-        summary = json.loads((self.dir / "summary.json").read_text())
+        if not (self.dir / INDEX).is_file():
+            raise CacheError(f"{self.dir} is not a finished cache (no {INDEX})")
+        meta = json.loads((self.dir / META).read_text())
+        summary = json.loads((self.dir / SUMMARY).read_text())
         self.settings: dict[str, Any] = meta["settings"]
         self.fingerprint: str = meta["fingerprint"]
         self.label_names: list[str] = meta["label_names"]
         self.multilabel: bool = meta["multilabel"]
         self.stats: dict[str, Any] = summary.get("stats", {})
-        self.index: ClipIndex = read_index(self.dir / "index.csv")
+        self.index: ClipIndex = read_index(self.dir / INDEX)
         self._files: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 

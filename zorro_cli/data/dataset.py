@@ -31,6 +31,7 @@ from torch.utils.data import Dataset, default_collate
 from . import augment as aug
 from .augment import AugmentConfig
 from .cache import Cache, IndexRow, IndexView
+from .inputs import MelNorm, ModelInputs, mel_normalisation
 
 
 def _pair(x: int | Sequence[int]) -> tuple[int, int]:
@@ -44,7 +45,7 @@ class ClipDataset(Dataset):
                  mode: Literal["train", "eval"] = "train", modalities: Sequence[str] = ("audio", "video"),
                  audio_frames: int = 640, frames: int = 8, image_size: int | Sequence[int] = 224,
                  frame_stride: int = 1, seed: int = 0, eval_clips: int = 1, eval_crops: int = 3,
-                 augment: AugmentConfig | None = None, mel_norm: Literal["global", "per_bin"] = "global") -> None:
+                 augment: AugmentConfig | None = None, mel_norm: MelNorm = "global") -> None:
         self.cache = cache_dir if isinstance(cache_dir, Cache) else Cache(cache_dir)
         bad = [m for m in modalities if m not in ("audio", "video")]
         if bad or not modalities or mode not in ("train", "eval") or eval_crops not in (1, 3):
@@ -64,6 +65,16 @@ class ClipDataset(Dataset):
         self.multilabel = self.cache.multilabel
         self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
 
+    @classmethod
+    def from_inputs(cls, cache: str | Path | Cache, inputs: ModelInputs, split: str | Sequence[str] | None,
+                    mode: Literal["train", "eval"], *, modalities: Sequence[str] | None = None, seed: int = 0,
+                    eval_clips: int = 1, eval_crops: int = 3, augment: AugmentConfig | None = None) -> ClipDataset:
+        """The clips a model with ``inputs`` reads (``modalities``: a subset of its modalities to read)."""
+        return cls(cache, split=split, mode=mode, modalities=tuple(modalities or inputs.modalities),
+                   audio_frames=inputs.audio_frames, frames=inputs.frames, image_size=inputs.image_size,
+                   frame_stride=inputs.frame_stride, seed=seed, eval_clips=eval_clips, eval_crops=eval_crops,
+                   augment=augment, mel_norm=inputs.mel_norm)
+
     def _select(self, splits: set[str] | None) -> tuple[IndexView, dict[str, int]]:
         """The clips of ``splits`` that have every requested modality (positions in the index), and how
         many were left out for lacking one."""
@@ -76,15 +87,11 @@ class ClipDataset(Dataset):
         excluded = {"no_audio": int(no_audio.sum()), "no_video": int(no_video.sum())}
         return index.select(keep), excluded
 
-    def _mel_norm(self, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mel_norm(self, how: MelNorm) -> tuple[torch.Tensor, torch.Tensor]:
         stats = self.cache.stats
         if not stats:
             raise ValueError(f"cache {self.cache.dir} has no log-mel statistics (no clip with audio)")
-        n_mels = int(self.cache.settings["n_mels"])
-        if how == "per_bin":
-            return (torch.tensor(stats["mel_mean_per_bin"]).view(n_mels, 1),
-                    torch.tensor(stats["mel_std_per_bin"]).clamp(min=1e-5).view(n_mels, 1))
-        return torch.tensor(stats["mel_mean"]), torch.tensor(max(stats["mel_std"], 1e-5))
+        return mel_normalisation(stats, int(self.cache.settings["n_mels"]), how)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random augmentation ``__getitem__`` draws."""

@@ -157,6 +157,7 @@ def _check_coverage(kind: str, covered: float, header_span: float | None, req: D
     the end of stream the header gives), or the header's length (capped by ``limit``) without a window."""
     cause = f" ({error})" if error else ""
     left = None if header_span is None else header_span - req.start
+    expected: float | None
     if req.end is not None:
         expected = req.end - req.start if left is None else min(req.end - req.start, left)
     else:
@@ -244,7 +245,7 @@ class _VideoTrack:
         # swscale's combined path. Each step keeps one swscale context for the whole clip (PyAV's
         # frame.to_ndarray builds one per frame, which at 1080p costs more than decoding the frame).
         small = self.scaler.reformat(frame, width=w, height=h, interpolation="BILINEAR", threads=self.req.threads)
-        rgb = self.to_rgb.reformat(small, format="rgb24", threads=self.req.threads).to_ndarray()
+        rgb: np.ndarray = self.to_rgb.reformat(small, format="rgb24", threads=self.req.threads).to_ndarray()
         if self.turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.turns))
         if self.first_shape is None:
@@ -413,6 +414,7 @@ def _decode(container: Any, req: DecodeRequest, frame_fn: FrameFn | None) -> Dec
                 if origin is None or (not seeked and frame.time is not None and frame.time < origin):
                     origin = float(frame.time) if frame.time is not None else 0.0  # headers that lie
                 first = False
+            assert origin is not None  # set by the first frame
             track.add(frame, origin + req.start)
 
     try:

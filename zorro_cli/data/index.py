@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,17 +17,27 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .cache import INDEX_FIELDS, CacheError, read_json_dataset, shard_path, write_text_atomic
+from ..atomic import atomic_path, copy_atomic, write_text_atomic
+from .cache import CacheError
 from .features import finish_moments
-
-PLAN_FAILURES = "plan_failures.csv"
+from .layout import (
+    FAILURES,
+    INDEX,
+    INDEX_FIELDS,
+    META,
+    PLAN_FAILURES,
+    SUMMARY,
+    finished_shards,
+    read_json_dataset,
+    shard_path,
+)
 
 
 def read_meta(cache_dir: Path) -> dict[str, Any]:
     """``cache.json`` of a cache (or part) folder."""
-    path = cache_dir / "cache.json"
+    path = cache_dir / META
     if not path.is_file():
-        raise CacheError(f"{cache_dir} holds no cache.json (not a preprocessing output)")
+        raise CacheError(f"{cache_dir} holds no {META} (not a preprocessing output)")
     return json.loads(path.read_text())
 
 
@@ -71,35 +80,34 @@ def finalize(cache_dir: Path, timings: dict[str, float] | None = None) -> dict[s
     n_mels = meta["settings"]["n_mels"]
     total, total_sq, count = np.zeros(n_mels), np.zeros(n_mels), 0
     counts = {"cached": 0, "failed": 0, "audio": 0, "video": 0, "both": 0}
-    idx_tmp, fail_tmp = (cache_dir / f"{name}.tmp-{os.getpid()}" for name in ("index.csv", "failures.csv"))
-    shutil.copyfile(cache_dir / PLAN_FAILURES, fail_tmp)
-    with idx_tmp.open("w", newline="", encoding="utf-8") as ih, fail_tmp.open("a", newline="", encoding="utf-8") as fh:
-        index, failures = csv.writer(ih), csv.writer(fh)
-        index.writerow(INDEX_FIELDS)
-        for k in range(plan["num_shards"]):
-            with h5py.File(shard_path(cache_dir, k), "r") as f:
-                if f.attrs["fingerprint"] != meta["fingerprint"]:
-                    raise CacheError(f"{shard_path(cache_dir, k)} was made with other settings")
-                for i, rec in enumerate(read_json_dataset(f, "clips_json")):
-                    index.writerow(_index_row(k, i, rec, meta["label_names"]))
-                    counts["cached"] += 1
-                    counts["audio"] += rec["has_audio"]
-                    counts["video"] += rec["has_video"]
-                    counts["both"] += rec["has_audio"] and rec["has_video"]
-                shard_failures = read_json_dataset(f, "failures_json")
-                failures.writerows(shard_failures)
-                counts["failed"] += len(shard_failures)
-                total += f["mel_sum"][()]
-                total_sq += f["mel_sumsq"][()]
-                count += int(f.attrs["mel_count"])
+    with atomic_path(cache_dir / INDEX) as idx_tmp, atomic_path(cache_dir / FAILURES) as fail_tmp:
+        shutil.copyfile(cache_dir / PLAN_FAILURES, fail_tmp)
+        with idx_tmp.open("w", newline="", encoding="utf-8") as ih, \
+                fail_tmp.open("a", newline="", encoding="utf-8") as fh:
+            index, failures = csv.writer(ih), csv.writer(fh)
+            index.writerow(INDEX_FIELDS)
+            for k in range(plan["num_shards"]):
+                with h5py.File(shard_path(cache_dir, k), "r") as f:
+                    if f.attrs["fingerprint"] != meta["fingerprint"]:
+                        raise CacheError(f"{shard_path(cache_dir, k)} was made with other settings")
+                    for i, rec in enumerate(read_json_dataset(f, "clips_json")):
+                        index.writerow(_index_row(k, i, rec, meta["label_names"]))
+                        counts["cached"] += 1
+                        counts["audio"] += rec["has_audio"]
+                        counts["video"] += rec["has_video"]
+                        counts["both"] += rec["has_audio"] and rec["has_video"]
+                    shard_failures = read_json_dataset(f, "failures_json")
+                    failures.writerows(shard_failures)
+                    counts["failed"] += len(shard_failures)
+                    total += f["mel_sum"][()]
+                    total_sq += f["mel_sumsq"][()]
+                    count += int(f.attrs["mel_count"])
     counts["failed"] += plan["plan_failures"]
-    os.replace(idx_tmp, cache_dir / "index.csv")
-    os.replace(fail_tmp, cache_dir / "failures.csv")
     summary = {"counts": {"rows": plan["rows"], **counts}, "settings": meta["settings"],
                "fingerprint": meta["fingerprint"], "format": meta["format"], "shards": plan["num_shards"],
                "stats": finish_moments(total, total_sq, count), "timings": timings or {},
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_text_atomic(cache_dir / "summary.json", json.dumps(summary, indent=1))
+    write_text_atomic(cache_dir / SUMMARY, json.dumps(summary, indent=1))
     return summary
 
 
@@ -115,30 +123,20 @@ def merge_parts(parts: list[Path], out: Path) -> dict[str, Any]:
         if (m["fingerprint"], m["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):
             raise CacheError(f"{p} was made with other settings or another manifest than {metas[0][0]}")
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "cache.json").is_file():
+    if (out / META).is_file():
         mine = read_meta(out)
         if (mine["fingerprint"], mine["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):
             raise CacheError(f"{out} already holds a cache made with other settings")
     src = metas[0][0]
     if src.resolve() != out.resolve():
-        shutil.copyfile(src / PLAN_FAILURES, out / PLAN_FAILURES)
-        write_text_atomic(out / "cache.json", (src / "cache.json").read_text())
+        copy_atomic(src / PLAN_FAILURES, out / PLAN_FAILURES)
+        write_text_atomic(out / META, (src / META).read_text())
     for p, _ in metas:
         if p.resolve() == out.resolve():
             continue
-        for shard in sorted((p / "shards").glob("shard-*.h5")):
-            _link_or_copy(shard, out / "shards" / shard.name)
+        for shard in finished_shards(p):
+            dst = out / shard.relative_to(p)
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                copy_atomic(shard, dst, link=True)
     return finalize(out)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    if dst.exists():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

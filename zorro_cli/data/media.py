@@ -1,7 +1,7 @@
 """Find each manifest row's media file under ``--media-root`` and decide the clip window to decode.
 
 Downloaded media are named in many ways (``YTID.mp4``, ``YTID_30.mp4``, ``YTID_30000.mkv``,
-``label/YTID_000059_000069.mp4`` ...). Each format has default name patterns (``DEFAULT_PATTERNS``;
+``label/YTID_000059_000069.mp4`` ...). Each format has default name patterns (``ManifestFormat.patterns``;
 Python format fields from the row: ``{ytid} {start} {end} {start_ms} {end_ms} {start_f} {end_f}
 {label} {label_} {filename} {stem} {path}``), tried in order; the recipe's ``media_patterns``
 replaces them. A pattern matches a file of that relative path, or of that path plus any extension.
@@ -18,17 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifests import Manifest, Row
+from .manifests import Manifest, Row, manifest_format
 
-DEFAULT_PATTERNS: dict[str, tuple[str, ...]] = {
-    "generic": ("{path}",),
-    "esc50": ("audio/{filename}", "{filename}"),
-    "audioset": ("{ytid}_{start}", "{ytid}_{start_ms}", "{ytid}_{start}_{end}", "{ytid}_{start_ms}_{end_ms}",
-                 "{ytid}_{start_f:.3f}", "{ytid}_{start:06d}_{end:06d}", "{ytid}"),
-    "vggsound": ("{ytid}_{start:06d}", "{ytid}_{start}", "{ytid}_{start:06d}_{end:06d}", "{ytid}"),
-    "kinetics": ("{label}/{ytid}_{start:06d}_{end:06d}", "{label_}/{ytid}_{start:06d}_{end:06d}",
-                 "{ytid}_{start:06d}_{end:06d}", "{label}/{ytid}", "{ytid}"),
-}
 NOT_MEDIA = frozenset({".csv", ".tsv", ".txt", ".json", ".md", ".part", ".ytdl", ".tmp", ".h5", ".log"})
 
 
@@ -109,7 +100,8 @@ def plan_clips(manifest: Manifest, fmt: str, media_root: Path, patterns: Sequenc
                mode: str) -> tuple[list[ClipTask], list[tuple[str, str]]]:
     """Clip tasks in manifest order plus ``(path, reason)`` for rows that cannot become one."""
     index = MediaIndex(media_root)
-    patterns = tuple(patterns) or DEFAULT_PATTERNS[fmt]
+    form = manifest_format(fmt)
+    patterns = tuple(patterns) or form.patterns
     label_ids = {name: i for i, name in enumerate(manifest.label_names)}
     tasks: list[ClipTask] = []
     failures = list(manifest.problems)
@@ -124,7 +116,7 @@ def plan_clips(manifest: Manifest, fmt: str, media_root: Path, patterns: Sequenc
             failures.append((row.path, f"media not found under --media-root (tried {', '.join(tried[:4])})"))
             continue
         start, end = clip_window(row.start, row.end, trimmed, mode)
-        path = row.path if fmt in ("generic", "esc50") else rel
+        path = row.path if form.keeps_path else rel
         tasks.append(ClipTask(row.clip_id, path, str((media_root / rel).resolve()),
                               tuple(sorted({label_ids[n] for n in row.labels})), row.split, start, end))
     return tasks, failures

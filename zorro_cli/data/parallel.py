@@ -15,7 +15,7 @@ import faulthandler
 import multiprocessing as mp
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -83,7 +83,7 @@ def _isolated(task: ClipTask, cfg: PreprocessConfig, fn: Work) -> ClipResult | C
 
 
 def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int,
-                fn: Work = _run) -> Iterator[ClipResult | ClipFailure]:
+                fn: Work = _run) -> Generator[ClipResult | ClipFailure, None, None]:
     """``fn`` (default: ``process_clip`` with ``cfg``) over ``tasks``, results in task order;
     ``workers = 0`` runs in this process. ``fn`` must be importable by the worker processes."""
     if workers <= 0:
@@ -97,9 +97,10 @@ def process_all(tasks: Iterable[ClipTask], cfg: PreprocessConfig, workers: int,
     try:
         while True:
             while len(pending) < max(IN_FLIGHT, 8 * workers):
-                task = next(todo, None)
-                if task is None:
+                nxt = next(todo, None)
+                if nxt is None:
                     break
+                task = nxt
                 pending.append((task, pool.submit(_guarded, fn, task)))
             if not pending:
                 return

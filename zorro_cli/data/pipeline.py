@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import simplejpeg
 
 from .config import PreprocessConfig
 from .decode import DecodeError, DecodeRequest, decode_media, one_line
 from .features import log_mel, mel_moments
+from .jpeg import encode_jpeg
 from .media import ClipTask
 
 
@@ -44,21 +44,6 @@ class ClipFailure:
 
     task: ClipTask
     reason: str
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """JPEG bytes (4:2:0, baseline) of an RGB uint8 ``[H, W, 3]`` image; deterministic.
-
-    simplejpeg calls libjpeg-turbo directly: about twice as fast as going through Pillow, which
-    matters because every kept frame of a dataset is encoded once."""
-    return simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality, colorspace="RGB",
-                                  colorsubsampling="420")
-
-
-def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
-    """RGB uint8 ``[H, W, 3]`` of JPEG bytes (libjpeg-turbo through simplejpeg)."""
-    raw = data.tobytes() if isinstance(data, np.ndarray) else data
-    return simplejpeg.decode_jpeg(raw, colorspace="RGB")
 
 
 class ClipTimeout(BaseException):

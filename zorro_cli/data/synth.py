@@ -87,10 +87,11 @@ def write_clip(path: Path, frames: np.ndarray | None, fps: int, wave: np.ndarray
     with av.open(str(path), "w", options={"fflags": "+bitexact"}) as out:
         if frames is not None:
             vopts = {"threads": "1", "flags": "+bitexact"} | ({"preset": "ultrafast"} if vcodec == "libx264" else {})
-            vs = out.add_stream(vcodec, rate=fps, options=vopts)  # x264 ultrafast: bit-exact run to run
+            vs: av.VideoStream = out.add_stream(vcodec, rate=fps, options=vopts)  # type: ignore[assignment]
+            # (x264 ultrafast: bit-exact run to run)
             vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         if wave is not None:
-            aus = out.add_stream(acodec, rate=rate, options={"flags": "+bitexact"})
+            aus: av.AudioStream = out.add_stream(acodec, rate=rate, options={"flags": "+bitexact"})  # type: ignore[assignment]
             aus.layout = "mono"
         for i, img in enumerate(frames if frames is not None else []):
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")

@@ -9,12 +9,8 @@ A *model folder* holds ``model.safetensors`` (weights; the model config is also 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..atomic import atomic_folder
 from .config import ZorroConfig
 from .zorro import Zorro
 
@@ -39,26 +36,6 @@ def write_model_files(model: Zorro, folder: Path, extra: dict[str, Any] | None =
     tensors = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
     save_file(tensors, str(folder / WEIGHTS), metadata={"zorro_config": json.dumps(cfg["model"])})
     (folder / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
-
-
-@contextmanager
-def atomic_folder(folder: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``folder`` in one rename, else vanishes."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        yield tmp
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def save_pretrained(model: Zorro, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:

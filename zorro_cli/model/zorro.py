@@ -92,7 +92,10 @@ class Zorro(nn.Module):
         proj_names = [o for o in ("audio", "video", "fusion") if o in self.output_names]
         self.projectors = (Projectors(c.dim, c.proj_dim, proj_names, c.temperature, c.learn_temperature)
                            if c.proj_dim else None)
-        self.apply(_init_linear)
+        injected = {id(m) for m in (audio_tokenizer, video_tokenizer, backbone, decoder) if m is not None}
+        for child in self.children():  # what the caller built (and may have loaded) is left as given
+            if id(child) not in injected:
+                child.apply(_init_linear)
 
     # ---- shapes -------------------------------------------------------------------------------
     def example_inputs(self, batch: int = 2, generator: torch.Generator | None = None) -> dict[str, Tensor]:

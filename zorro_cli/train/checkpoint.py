@@ -19,7 +19,6 @@ nothing is unpickled beyond tensors and plain containers.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.pretrained import atomic_folder, write_model_files
+from ..atomic import atomic_folder, atomic_path
+from ..model.pretrained import write_model_files
 from ..model.zorro import Zorro
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -80,11 +80,10 @@ def step_dirs(ckpt_root: Path) -> list[Path]:
 
 def _point(link: Path, target: Path) -> None:
     """Make ``link`` a relative symlink to ``target``, atomically (a temp link renamed over it)."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(target.name)
-    os.replace(tmp, link)
+    with atomic_path(link) as tmp:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(target.name)
 
 
 def save_checkpoint(ckpt_root: Path, model: Zorro, model_state: dict[str, torch.Tensor], optimizer_state: dict,

@@ -18,9 +18,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -31,6 +29,7 @@ from torch import Tensor
 from ..data.augment import item_generator, mixup_batch
 from ..model.pretrained import WEIGHTS
 from ..model.zorro import Zorro
+from ..recipes import TrainSection
 from .checkpoint import (
     Position,
     load_rng,
@@ -45,27 +44,10 @@ from .optim import build_optimizer, lr_at, parameter_groups, set_lr
 from .reporting import RunLog
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
+from .task import TrainingFailed, TrainTask
+from .validate import validation_metrics
 
-Mode = Literal["pretrain", "finetune"]
-
-
-class TrainingFailed(RuntimeError):
-    """The run cannot go on (diverged, no data, ...); the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class TrainTask:
-    """One invocation of ``zorro pretrain`` / ``zorro finetune``."""
-
-    mode: Mode
-    recipe: Any  # zorro_cli.recipes.Recipe
-    data_dir: Path
-    out_dir: Path | None
-    resume: str | None = None
-    init: str | None = None
-    command: tuple[str, ...] = ()
-    dry_run: bool = False
-
+__all__ = ["TrainTask", "TrainingFailed", "train"]
 
 # Fewer contrastive negatives than this per clip get a warning at the start of ``zorro pretrain``.
 MIN_NEGATIVES = 255
@@ -85,7 +67,7 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
 
 
-def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Iterator[tuple[int, dict[str, Any]]]:
+def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
     """(epoch, batch) pairs from ``pos`` on, epoch after epoch, in the deterministic order."""
     t, d = setup.recipe.train, setup.recipe.data
     epoch, start = pos.epoch, pos.batch_in_epoch
@@ -164,8 +146,11 @@ def train(task: TrainTask) -> dict[str, Any]:
     return log.summary(pos)
 
 
-def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, t, total: int,
-                log: RunLog) -> dict[str, float]:
+Batches = Iterator[tuple[int, dict[str, Any]]]
+
+
+def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, acc: Accelerator, batches: Batches,
+                pos: Position, t: TrainSection, total: int, log: RunLog) -> dict[str, float]:
     """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere."""
     sums: dict[str, float] = {}
     clips, data_time, t0 = 0, 0.0, time.perf_counter()
@@ -201,8 +186,8 @@ def _one_update(objective, optimizer, acc: Accelerator, batches, pos: Position, 
     return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
 
 
-def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Position,
-                log: RunLog) -> None:
+def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                pos: Position, log: RunLog) -> None:
     state = acc.get_state_dict(objective)
     state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
     opt_state = optimizer.state_dict()
@@ -216,15 +201,13 @@ def _checkpoint(setup: RunSetup, acc: Accelerator, objective, optimizer, pos: Po
 
 
 def _validate(setup: RunSetup, acc: Accelerator, pos: Position, log: RunLog) -> None:
-    from ..evaluate import validation_metrics
-
     metrics = validation_metrics(setup, acc)
     if metrics:
         log.validation(pos, metrics)
     setup.model.train()
 
 
-def _dry_run(setup: RunSetup, acc: Accelerator, objective) -> dict[str, Any]:
+def _dry_run(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module) -> dict[str, Any]:
     """Build everything and push one batch forward and backward; write nothing."""
     sampler = ShardedBatchSampler(len(setup.train_set), setup.recipe.train.batch_size, acc.num_processes,
                                   acc.process_index, setup.recipe.train.seed)

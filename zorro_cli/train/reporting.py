@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -37,12 +36,11 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..atomic import write_text_atomic
+from ..recipes import dump_recipe
 from .checkpoint import Position
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or not distributed), from the launcher's environment (torchrun, accelerate launch)."""
-    return int(os.environ.get("RANK", "0")) == 0
+from .setup import RunSetup
+from .task import TrainTask
 
 
 def versions() -> dict[str, str]:
@@ -65,11 +63,10 @@ def pick_best_metric(configured: str | None, mode: str, multilabel: bool, heads:
 class RunLog:
     """Run-directory records, progress and metrics for one training run (quiet on non-main processes)."""
 
-    def __init__(self, task: Any, setup: Any, acc: Accelerator, total: int, start_step: int) -> None:
-        from ..recipes import dump_recipe
-
+    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int) -> None:
         self.acc, self.task, self.total = acc, task, total
         self.main = acc.is_main_process
+        assert task.out_dir is not None, "a run that writes needs a run directory"
         self.out: Path = task.out_dir
         self.console = Console(stderr=True)
         self.every = task.recipe.log.every
@@ -85,12 +82,12 @@ class RunLog:
         if not self.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "recipe.yaml").write_text(dump_recipe(task.recipe))
+        write_text_atomic(self.out / "recipe.yaml", dump_recipe(task.recipe))
         run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
                "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
                "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total}
-        (self.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        write_text_atomic(self.out / "run.json", json.dumps(run, indent=2) + "\n")
         self.metrics = (self.out / "metrics.jsonl").open("a")
         if task.recipe.log.tensorboard:
             try:

@@ -5,30 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
+from ..data.cache import Cache
+from ..data.dataset import ClipDataset
+from ..data.inputs import ModelInputs
+from ..model.config import ZorroConfig
 from ..model.init import load_vit_weights
 from ..model.pretrained import load_matching_weights, resolve_model_path
 from ..model.zorro import Zorro
+from ..recipes import Recipe
+from .task import Mode, SetupError, TrainTask
 
-if TYPE_CHECKING:
-    from .loop import TrainTask
-
-
-class SetupError(ValueError):
-    """A user mistake found while preparing a run (bad cache, bad --init, ...): one line, exit 2."""
+__all__ = ["RunSetup", "SetupError", "build_model_config", "build_setup", "make_dataset", "warm_start"]
 
 
 @dataclass
 class RunSetup:
     """The built pieces of a run."""
 
-    recipe: Any
+    recipe: Recipe
     model: Zorro
-    train_set: Any
-    val_set: Any | None
+    inputs: ModelInputs
+    train_set: ClipDataset
+    val_set: ClipDataset | None
     multilabel: bool
     label_names: list[str]
     find_unused: bool
@@ -39,21 +41,24 @@ class RunSetup:
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]] = default_collate
 
 
-def make_dataset(data_dir: Path, recipe: Any, split: str, mode: str,
-                 modalities: tuple[str, ...] | None = None) -> Dataset:
-    """A ``ClipDataset`` over the cache with the recipe's shapes and augmentation."""
-    from ..data.dataset import ClipDataset
-
-    d, e, t = recipe.data, recipe.eval, recipe.train
-    return ClipDataset(
-        data_dir, split=split, mode=mode, modalities=tuple(modalities or d.modalities),
-        audio_frames=d.audio_frames, frames=d.frames, image_size=d.image_size, frame_stride=d.frame_stride,
-        seed=t.seed, eval_clips=e.clips, eval_crops=e.crops, augment=d.augment if mode == "train" else None,
-        mel_norm=d.mel_norm,
-    )
+def model_inputs(recipe: Recipe, cache: Cache) -> ModelInputs:
+    """The inputs a model trained with ``recipe`` on ``cache`` reads (written into its checkpoints)."""
+    d = recipe.data
+    return ModelInputs.from_cache(cache, d.modalities, d.audio_frames, d.frames, d.image_size, d.frame_stride,
+                                  d.mel_norm)
 
 
-def build_model_config(recipe: Any, mode: str, n_mels: int, num_classes: int) -> Any:
+def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str], mode: Literal["train", "eval"],
+                 inputs: ModelInputs) -> ClipDataset:
+    """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
+    training) augmentation."""
+    train = mode == "train"
+    return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
+                          eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
+                          augment=recipe.data.augment if train else None)
+
+
+def build_model_config(recipe: Recipe, mode: Mode, n_mels: int, num_classes: int) -> ZorroConfig:
     """The ``ZorroConfig`` of a run: preset, recipe overrides, input shapes from the data section."""
     try:
         return recipe.model.to_config(recipe.data, n_mels, num_classes if mode == "finetune" else 0,
@@ -90,32 +95,23 @@ def build_setup(task: TrainTask) -> RunSetup:
         cache = open_cache(task.data_dir)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SetupError(f"--data {task.data_dir}: {e}") from None
-    modalities = tuple(r.data.modalities)
-    train_set = make_dataset(task.data_dir, r, r.data.train_split, "train")
+    inputs = model_inputs(r, cache)
+    modalities = inputs.modalities
+    train_set = make_dataset(cache, r, r.data.train_split, "train", inputs)
     if len(train_set) == 0:
         raise SetupError(f"--data {task.data_dir}: no clip of split {r.data.train_split!r} has "
-                         f"{' and '.join(modalities)} (excluded: {getattr(train_set, 'excluded', {})})")
-    val_set = make_dataset(task.data_dir, r, r.data.val_split, "eval") if r.data.val_split else None
+                         f"{' and '.join(modalities)} (excluded: {train_set.excluded})")
+    val_set = make_dataset(cache, r, r.data.val_split, "eval", inputs) if r.data.val_split else None
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")
     model = Zorro(build_model_config(r, task.mode, int(cache.settings["n_mels"]), len(labels)))
     init_report = warm_start(model, task.init) if task.init else {}
     both = set(modalities) == {"audio", "video"}
-    extra = {
-        "labels": labels, "multilabel": bool(cache.multilabel), "task": task.mode,
-        "preprocessing": {**dict(cache.settings), **{k: _plain(v) for k, v in dict(cache.stats).items()}},
-        "inputs": {"modalities": list(modalities), "audio_frames": r.data.audio_frames, "frames": r.data.frames,
-                   "image_size": r.data.image_size, "frame_stride": r.data.frame_stride,
-                   "mel_norm": r.data.mel_norm},
-    }
+    extra = {"labels": labels, "multilabel": bool(cache.multilabel), "task": task.mode, **inputs.to_config()}
     return RunSetup(
-        recipe=r, model=model, train_set=train_set, val_set=val_set, multilabel=bool(cache.multilabel),
-        label_names=labels, find_unused=not (task.mode == "finetune" and both),
+        recipe=r, model=model, inputs=inputs, train_set=train_set, val_set=val_set,
+        multilabel=bool(cache.multilabel), label_names=labels, find_unused=not (task.mode == "finetune" and both),
         ckpt_root=None if task.out_dir is None else task.out_dir / "checkpoints", export_extra=extra,
-        excluded=dict(getattr(train_set, "excluded", {})), init_report=init_report,
+        excluded=dict(train_set.excluded), init_report=init_report,
     )
-
-
-def _plain(v: Any) -> Any:
-    return v.tolist() if hasattr(v, "tolist") else v

@@ -1,4 +1,4 @@
-"""``zorro preprocess``: a manifest of raw media -> a sharded HDF5 cache + failure report (resumable).
+"""The cache builder behind ``zorro preprocess``: a manifest of raw media -> a sharded HDF5 cache + failure report (resumable).
 
 Flow: read the manifest -> find each row's media -> plan clips into shards of ``shard_size`` in
 manifest order -> decode the clips of this part's unfinished shards in worker processes -> write each
@@ -20,38 +20,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .data.cache import (
-    SCHEMA,
-    CacheError,
-    ShardWriter,
-    fingerprint,
-    shard_done,
-    shard_path,
-    write_text_atomic,
-)
-from .data.config import PreprocessConfig
-from .data.index import (
+from .. import __version__
+from ..atomic import atomic_path, is_temporary, leftovers, write_text_atomic
+from ..errors import UsageError
+from .config import PreprocessConfig
+from .index import cached_in, finalize, missing_shards, read_meta, write_failures
+from .layout import (
+    FAILURES,
+    INDEX,
+    META,
     PLAN_FAILURES,
-    cached_in,
-    finalize,
-    merge_parts,
-    missing_shards,
-    read_meta,
-    write_failures,
+    SCHEMA,
+    SHARDS,
+    SUMMARY,
+    fingerprint,
+    shard_number,
+    shard_path,
 )
-from .data.manifests import FORMATS, ManifestError, read_manifest
-from .data.media import ClipTask, plan_clips
-from .data.parallel import process_all
-from .data.pipeline import ClipFailure
-from .data.progress import ClipProgress
-from .recipes import Recipe, RecipeError, load_recipe
+from .manifests import FORMATS, ManifestError, read_manifest
+from .media import ClipTask, plan_clips
+from .parallel import process_all
+from .pipeline import ClipFailure
+from .progress import ClipProgress
+from .shards import ShardWriter, shard_done
 
-OUTPUTS = ("index.csv", "failures.csv", "summary.json", "cache.json", PLAN_FAILURES)
-
-
-class UsageError(Exception):
-    """Bad input named on the command line (exit 2); ``str()`` is one line."""
+OUTPUTS = (INDEX, FAILURES, SUMMARY, META, PLAN_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -67,19 +60,6 @@ class Job:
     labels: Path | None = None
     rebuild: bool = False
     plain: bool | None = None  # progress as log lines (None: when stderr is not a terminal)
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``."""
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard: expected I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise UsageError(f"--shard: expected 0 <= I < N, got {text!r}")
-    return i, n
 
 
 def _check_job(job: Job) -> None:
@@ -112,7 +92,7 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
     out = job.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    if (out / "cache.json").is_file() and not job.rebuild:
+    if (out / META).is_file() and not job.rebuild:
         old = read_meta(out)
         if old["fingerprint"] != meta["fingerprint"]:
             diff = _settings_diff(old["settings"], meta["settings"])
@@ -123,19 +103,19 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
     if job.rebuild:
         part, parts = job.shard
         if parts == 1:
-            shutil.rmtree(out / "shards", ignore_errors=True)
+            shutil.rmtree(out / SHARDS, ignore_errors=True)
             for name in OUTPUTS:
                 (out / name).unlink(missing_ok=True)
         else:  # other parts may share this folder: drop only this part's shards, and the finished-cache
             # files (the cache is no longer complete); the other parts' shards are redone when they run
-            for shard in (out / "shards").glob("shard-*.h5*"):
-                number = shard.name.removeprefix("shard-").split(".")[0]
-                if number.isdigit() and int(number) % parts == part:
+            for shard in (out / SHARDS).iterdir() if (out / SHARDS).is_dir() else []:
+                number = shard_number(shard)
+                if number is not None and number % parts == part:
                     shard.unlink()
-            for name in ("index.csv", "failures.csv", "summary.json"):
+            for name in (INDEX, FAILURES, SUMMARY):
                 (out / name).unlink(missing_ok=True)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "cache.json", json.dumps(meta, indent=1))
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / META, json.dumps(meta, indent=1))
 
 
 def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tuple[str, str]], dict[str, Any]]:
@@ -179,8 +159,8 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     tasks, plan_failures, meta = plan_job(cfg, job)
     _prepare_out(job, meta)
     out, (part, parts) = job.out, job.shard
-    write_failures(out / f"{PLAN_FAILURES}.tmp-{part}", plan_failures)
-    (out / f"{PLAN_FAILURES}.tmp-{part}").replace(out / PLAN_FAILURES)
+    with atomic_path(out / PLAN_FAILURES) as tmp:
+        write_failures(tmp, plan_failures)
     size, num_shards = cfg.shard_size, meta["plan"]["num_shards"]
     mine = [k for k in range(num_shards) if k % parts == part]
     # what each shard holds (a part also checks the other parts' shards before finishing the cache)
@@ -204,9 +184,10 @@ def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
     """Delete temporary files a killed run left: this part's shards, and (whole runs only, since parts
     may share the folder) the index/summary being written."""
     for k in shards:
-        shard_path(out, k).with_name(shard_path(out, k).name + ".tmp").unlink(missing_ok=True)
+        for tmp in leftovers(shard_path(out, k)):
+            tmp.unlink(missing_ok=True)
     if whole:
-        for tmp in out.glob("*.tmp-*"):
+        for tmp in [p for p in out.iterdir() if is_temporary(p)]:
             tmp.unlink(missing_ok=True)
 
 
@@ -234,38 +215,3 @@ def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: 
                 raise
             writer.close()
     return done
-
-
-def run(manifest: list[Path], fmt: str, media_root: Path | None, out: Path | None, workers: int = 1,
-        shard_size: int | None = None, shard: str | None = None, recipe: str | None = None,
-        overrides: list[str] | None = None, labels: Path | None = None, rebuild: bool = False,
-        merge: list[Path] | None = None) -> int:
-    """The CLI verb: 0 when at least one clip is cached, 1 when none, 2 for usage errors (one line)."""
-    try:
-        if merge is not None:
-            if out is None:
-                raise UsageError("--out is required")
-            return _report(merge_parts(merge, out), out)
-        if out is None or media_root is None:
-            raise UsageError("--out and --media-root are required")
-        keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides or []]
-        if shard_size is not None:
-            keys.append(f"preprocess.shard_size={shard_size}")
-        rec: Recipe = load_recipe(recipe, keys)
-        job = Job(tuple(manifest), fmt, media_root, out, workers, parse_shard(shard), labels, rebuild)
-        return _report(preprocess(rec.preprocess, job), out)
-    except (UsageError, RecipeError, CacheError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _report(summary: dict[str, Any], out: Path) -> int:
-    counts = summary.get("counts", {})
-    cached = counts.get("cached", 0)
-    if summary.get("complete", True):
-        print(f"cached {cached} of {counts.get('rows', '?')} clips ({counts.get('failed', 0)} failed, "
-              f"see {out / 'failures.csv'}) in {summary.get('shards')} shards -> {out}", file=sys.stderr)
-    else:
-        print(f"part {summary['part']} done: {cached} clips cached in its shards; run "
-              f"`zorro preprocess --merge ... --out {out}` once every part has finished", file=sys.stderr)
-    return 0 if cached > 0 else 1

@@ -26,8 +26,9 @@ import yaml
 
 import zorro_cli
 
-from .data.config import PreprocessConfig
-from .train.config import DataSection, EvalSection, LogSection, ModelSection, TrainSection
+from ..data.config import PreprocessConfig
+from ..errors import UsageError
+from .sections import DataSection, EvalSection, LogSection, ModelSection, TrainSection
 
 __all__ = [
     "Recipe",
@@ -42,10 +43,21 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-RECIPE_DIR = Path(zorro_cli.__file__).resolve().parents[1] / "recipes"
 
 
-class RecipeError(Exception):
+def _recipe_dir() -> Path:
+    """The bundled YAML files: inside the package when installed from a wheel (``zorro_cli/recipes/
+    bundled``, mapped from the top-level ``recipes/`` by pyproject.toml), else the checkout's ``recipes/``."""
+    installed = Path(__file__).resolve().parent / "bundled"
+    if installed.is_dir():
+        return installed
+    return Path(zorro_cli.__file__).resolve().parents[1] / "recipes"
+
+
+RECIPE_DIR = _recipe_dir()
+
+
+class RecipeError(UsageError):
     """A recipe that cannot be used; ``str()`` is one line (several problems joined by '; ')."""
 
 
@@ -180,6 +192,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _display(path: Path) -> str:
+    if path.resolve().parent == RECIPE_DIR:
+        return f"recipes/{path.name}"
     try:
         return str(path.resolve().relative_to(RECIPE_DIR.parent))
     except ValueError:
@@ -270,7 +284,7 @@ def _coerce(value: Any, tp: Any, path: str, errors: list[tuple[str, str]]) -> An
             return value
         errors.append((path, f"expected one of {', '.join(repr(a) for a in args)}, got {_show(value)}"))
         return None
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, path, errors)
     if origin in (tuple, list):
         return _coerce_sequence(value, tp, path, errors)

@@ -18,7 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .recipes import load_recipe
+from ..atomic import write_text_atomic
+from ..data.build import Job, preprocess
+from ..data.synth import make_synthetic_dataset
+from ..recipes import load_recipe
+from . import evaluate, export, finetune, pretrain
 
 # [choice] The tiny Zorro-HiP's contrastive pre-training collapses on the demo data at the tiny recipe's
 # learning rate (every embedding equal, loss stuck at ln(batch), fine-tuning from it stays at chance);
@@ -31,13 +35,9 @@ def _stage(console: Console, title: str) -> float:
     return time.perf_counter()
 
 
-def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: int = 150,
+def run(*, out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: int = 150,
         finetune_steps: int = 400, onnx: bool = True, seed: int = 0, backbone: str = "vit") -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (metrics per head and where things are)."""
-    from . import evaluate, export, finetune, pretrain
-    from .data.synth import make_synthetic_dataset
-    from .preprocess import Job, preprocess
-
     console = Console(stderr=True)
     out = Path(out)
     times: dict[str, float] = {}
@@ -54,31 +54,31 @@ def run(out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: 
 
     t = _stage(console, "3/6 pretrain (contrastive)")
     pre_lr = PRETRAIN_LR.get(backbone)
-    pre = pretrain.run(load_recipe("tiny", [f"train.max_steps={pretrain_steps}", *common,
-                                            *([f"train.lr={pre_lr}"] if pre_lr else [])]),
-                       out / "cache", out / "pretrain", resume="auto", command=("zorro", "demo"))
+    pre = pretrain.run(recipe=load_recipe("tiny", [f"train.max_steps={pretrain_steps}", *common,
+                                                   *([f"train.lr={pre_lr}"] if pre_lr else [])]),
+                       data=out / "cache", out=out / "pretrain", resume="auto", command=("zorro", "demo"))
     times["pretrain"] = time.perf_counter() - t
 
     t = _stage(console, "4/6 finetune (supervised, four heads)")
-    ft = finetune.run(load_recipe("tiny", [f"train.max_steps={finetune_steps}", *common]),
-                      out / "cache", out / "finetune", init=str(out / "pretrain"), resume="auto",
+    ft = finetune.run(recipe=load_recipe("tiny", [f"train.max_steps={finetune_steps}", *common]),
+                      data=out / "cache", out=out / "finetune", init=str(out / "pretrain"), resume="auto",
                       command=("zorro", "demo"))
     times["finetune"] = time.perf_counter() - t
 
     t = _stage(console, "5/6 evaluate")
-    ckpt = str(out / "finetune")
-    results = {"both": evaluate.run(ckpt, str(out / "cache"), plots=str(out / "plots")),
-               "video missing": evaluate.run(ckpt, str(out / "cache"), missing="video"),
-               "audio missing": evaluate.run(ckpt, str(out / "cache"), missing="audio")}
-    (out / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")
+    ckpt, cache = out / "finetune", out / "cache"
+    results = {"both": evaluate.run(checkpoint=ckpt, data=cache, plots=out / "plots"),
+               "video missing": evaluate.run(checkpoint=ckpt, data=cache, missing="video"),
+               "audio missing": evaluate.run(checkpoint=ckpt, data=cache, missing="audio")}
+    write_text_atomic(out / "evaluation.json", json.dumps(results, indent=2) + "\n")
     times["evaluate"] = time.perf_counter() - t
 
     t = _stage(console, "6/6 export")
-    exports = [export.run(ckpt, "safetensors", "all", str(out / "export"))]
+    exports = [export.run(checkpoint=ckpt, fmt="safetensors", out=out / "export")]
     if onnx and not _onnx_available():
         console.print("ONNX export skipped: install the export extra (pip install -e '.[export]')")
     elif onnx:
-        exports += [export.run(ckpt, "onnx", m, str(out / "export")) for m in ("all", "audio")]
+        exports += [export.run(checkpoint=ckpt, fmt="onnx", modality=m, out=out / "export") for m in ("all", "audio")]
     times["export"] = time.perf_counter() - t
 
     summary = {"out": str(out), "pretrain": pre["run_dir"], "finetune": ft["run_dir"],

@@ -1,7 +1,7 @@
 """Model inputs from a media file, preprocessed as the model was trained (for exports and scripts).
 
-``prepare_inputs(path, config)`` reads the settings an export's ``config.json`` (or a checkpoint's) carries
-— sample rate, mel settings and normalisation statistics, frame rate, short side, input shapes — decodes
+``prepare_inputs(path, config)`` reads the :class:`~zorro_cli.data.inputs.ModelInputs` an export's
+``config.json`` (or a checkpoint's) carries — sample rate, mel settings and normalisation statistics, frame rate, short side, input shapes — decodes
 the file with PyAV, and returns the evaluation-time view the datasets use (centre window in time,
 centre square in space): ``{"audio": float32 [1, 1, F, T], "video": float32 [1, 3, T, H, W]}``.
 (Training frames went through JPEG in the cache; inference frames do not: a negligible difference.)
@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import augment as aug
-from .data.config import PreprocessConfig
-from .data.decode import DecodeRequest, decode_media
-from .data.features import log_mel
+from ..data import augment as aug
+from ..data.config import PreprocessConfig
+from ..data.decode import DecodeRequest, decode_media
+from ..data.features import log_mel
+from ..data.inputs import ModelInputs, mel_normalisation
 
 
 def read_config(config: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -35,8 +36,8 @@ def read_config(config: str | Path | dict[str, Any]) -> dict[str, Any]:
 def prepare_inputs(media: str | Path, config: str | Path | dict[str, Any],
                    modalities: Sequence[str] = ("audio", "video")) -> dict[str, np.ndarray]:
     """Decode ``media`` and build model inputs (batch of 1) for the requested modalities."""
-    cfg = read_config(config)
-    pre, shapes = cfg["preprocessing"], cfg["inputs"]
+    inputs = ModelInputs.from_config(read_config(config))
+    pre = inputs.preprocessing
     fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
     pcfg = PreprocessConfig(**{k: v for k, v in pre.items() if k in fields})
     req = DecodeRequest(str(media), 0.0, None, pcfg.max_seconds, fps=pcfg.fps, short_side=pcfg.short_side,
@@ -45,24 +46,24 @@ def prepare_inputs(media: str | Path, config: str | Path | dict[str, Any],
     decoded = decode_media(req)
     out: dict[str, np.ndarray] = {}
     if "audio" in modalities:
+        if decoded.audio is None:
+            raise ValueError(f"{media}: no audio stream")
         mel = torch.from_numpy(log_mel(decoded.audio, pcfg).astype(np.float16).astype(np.float32))  # [F, A]
-        if shapes.get("mel_norm", "global") == "per_bin":
-            mean = torch.tensor(pre["mel_mean_per_bin"]).view(-1, 1)
-            std = torch.tensor(pre["mel_std_per_bin"]).clamp(min=1e-5).view(-1, 1)
-        else:
-            mean, std = torch.tensor(pre["mel_mean"]), torch.tensor(max(pre["mel_std"], 1e-5))
+        mean, std = mel_normalisation(pre, pcfg.n_mels, inputs.mel_norm)
         rate = pre["sample_rate"] / pre["hop_length"]
-        length = shapes["audio_frames"]
+        length = inputs.audio_frames
         start = aug.window_start(decoded.duration_s / 2, rate, length, mel.shape[1])
         window = aug.fit_length(((mel - mean) / std)[:, start:start + length], length)  # [F, T]
         out["audio"] = window[None, None].numpy()
     if "video" in modalities:
+        if decoded.frames is None:
+            raise ValueError(f"{media}: no video stream")
         frames = torch.from_numpy(np.stack(decoded.frames)).permute(0, 3, 1, 2)  # [N, 3, H, W]
-        n, stride = shapes["frames"], shapes.get("frame_stride", 1)
+        n, stride = inputs.frames, inputs.frame_stride
         start = aug.window_start(decoded.duration_s / 2, pre["fps"], n * stride, len(frames))
         clip = frames[aug.frame_indices(start, n, stride, len(frames))]
         box = aug.eval_boxes(clip.shape[-2], clip.shape[-1], 1)[0]
-        size = shapes["image_size"]
-        size = (size, size) if isinstance(size, int) else tuple(size)
+        size = inputs.image_size
+        size = (size, size) if isinstance(size, int) else size
         out["video"] = aug.normalize_video(aug.crop_resize(clip, box, size))[None].numpy()
     return out

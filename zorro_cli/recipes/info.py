@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .recipes import RECIPE_DIR, Recipe, bundled_recipes, load_recipe, resolve_recipe_path
+from .loading import RECIPE_DIR, Recipe, bundled_recipes, load_recipe, resolve_recipe_path
 
 
 def describe(name: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -25,14 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .model.masks import available_outputs, present_groups
-from .model.pretrained import CONFIG, read_model_config, resolve_model_path
-from .model.zorro import Zorro
+from ..atomic import atomic_path, copy_atomic, write_text_atomic
+from ..errors import Failure, UsageError
+from ..model.masks import available_outputs, present_groups
+from ..model.pretrained import CONFIG, load_pretrained, read_model_config, resolve_model_path
+from ..model.zorro import Zorro
 
 MODALITY_INPUTS = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
 
 
-class ExportError(RuntimeError):
+class ExportError(Failure):
     """Export failed (missing package, parity check failed): one line for the user."""
 
 
@@ -69,14 +70,12 @@ def export_safetensors(checkpoint: str | Path, out: Path) -> ExportResult:
     weights = resolve_model_path(checkpoint)
     config, full = read_model_config(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".model.safetensors.tmp"
-    shutil.copyfile(weights, tmp)
-    tmp.replace(out / "model.safetensors")
+    copy_atomic(weights, out / "model.safetensors")
     previous = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
     full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights)}
     if "onnx" in previous:
         full["onnx"] = previous["onnx"]
-    (out / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
+    write_text_atomic(out / CONFIG, json.dumps(full, indent=2) + "\n")
     return ExportResult(out / "model.safetensors", tuple(full.get("labels", [])))
 
 
@@ -96,14 +95,12 @@ def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: fl
     args = tuple(sample[i] for i in inputs)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("model.onnx" if modality == "all" else f"model_{modality}.onnx")
-    tmp = path.with_name(f".{path.name}.tmp")
     batch_dim = torch.export.Dim("batch", min=1, max=4096)
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():  # stdout is for results
-        warnings.simplefilter("ignore")
+    with atomic_path(path) as tmp, contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (stdout is for results)
         torch.onnx.export(wrapper, args, str(tmp), input_names=list(inputs), output_names=onnx_names,
                           dynamic_shapes=tuple({0: batch_dim} for _ in inputs), dynamo=True,
                           external_data=False, verbose=False)
-    tmp.replace(path)
     # Parity on a batch size other than the traced one, so the dynamic batch is exercised too.
     check = model.example_inputs(batch + 1, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -123,24 +120,19 @@ def _record_onnx(config_file: Path, base: dict[str, Any], name: str, inputs: lis
     """Add one ONNX file's inputs/outputs to ``config.json`` (created from ``base`` when absent)."""
     cfg = json.loads(config_file.read_text()) if config_file.is_file() else dict(base)
     cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff}
-    tmp = config_file.with_name(f".{config_file.name}.tmp")
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp.replace(config_file)
+    write_text_atomic(config_file, json.dumps(cfg, indent=2) + "\n")
 
 
-def run(checkpoint: str, fmt: str, modality: str, out: str) -> dict[str, Any]:
+def run(*, checkpoint: str | Path, out: str | Path, fmt: str = "safetensors", modality: str = "all") -> dict[str, Any]:
     """The ``zorro export`` verb; returns ``{"format", "files", "outputs", "max_abs_diff", ...}``."""
-    from .evaluate import EvaluateError
-    from .model.pretrained import load_pretrained
-
     if fmt not in ("safetensors", "onnx"):
-        raise EvaluateError(f"--format: expected safetensors or onnx, got {fmt!r}")
+        raise UsageError(f"--format: expected safetensors or onnx, got {fmt!r}")
     if modality not in MODALITY_INPUTS:
-        raise EvaluateError(f"--modality: expected all, audio or video, got {modality!r}")
+        raise UsageError(f"--modality: expected all, audio or video, got {modality!r}")
     try:
         _, info = read_model_config(checkpoint)
     except (FileNotFoundError, ValueError) as e:
-        raise EvaluateError(f"--checkpoint {checkpoint}: {e}") from None
+        raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     folder = Path(out)
     if fmt == "safetensors":
         res = export_safetensors(checkpoint, folder)

@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .train.metrics import confusion_matrix, per_class_average_precision
+from .metrics import confusion_matrix, per_class_average_precision
 
 
 def print_table(result: dict[str, Any], console: Console | None = None) -> None:

@@ -1,0 +1,92 @@
+"""``zorro evaluate``: per-head metrics of a checkpoint on a cache split (multi-clip, multi-crop views)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from ..data.cache import open_cache
+from ..data.dataset import ClipDataset
+from ..data.inputs import ModelInputs
+from ..errors import UsageError
+from ..evaluation.predict import head_metrics, predict
+from ..evaluation.report import print_table, write_plots
+from ..model.masks import has_unimodal_streams
+from ..model.pretrained import load_pretrained, read_model_config
+
+HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
+
+
+def plan_inputs(masking: str, modality: str, missing: str | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """``(modalities to read, heads to report or None for all that answer)`` for an evaluation request.
+
+    ``--modality audio`` under a masking with unimodal streams reads audio only (the unimodal path: no
+    video is read or computed); otherwise a head is evaluated with every modality it may depend on.
+    ``--missing M`` feeds only the other modality and reports every head that can still answer.
+    """
+    if modality not in HEAD_CHOICES:
+        raise UsageError(f"--modality: expected one of {', '.join(HEAD_CHOICES)}, got {modality!r}")
+    if missing not in (None, "audio", "video"):
+        raise UsageError(f"--missing: expected audio or video, got {missing!r}")
+    if missing is not None:
+        if modality == missing:
+            raise UsageError(f"--modality {modality} cannot be evaluated with --missing {missing}")
+        present = ("video",) if missing == "audio" else ("audio",)
+        return present, None if modality == "all" else (modality,)
+    if modality in ("audio", "video") and has_unimodal_streams(masking):
+        return (modality,), (modality,)
+    return ("audio", "video"), None if modality == "all" else (modality,)
+
+
+def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modality: str = "all",
+        missing: str | None = None, clips: int = 1, crops: int = 3, batch_size: int = 16,
+        dump: str | Path | None = None, plots: str | Path | None = None, workers: int = 0) -> dict[str, Any]:
+    """Evaluate a checkpoint per head on a cache split; returns the result dict (also shown as a table).
+
+    The clips are read as the checkpoint's :class:`ModelInputs` say (window lengths, frame stride, mel
+    normalisation), with ``clips`` x ``crops`` views averaged per clip.
+    """
+    try:
+        _, info = read_model_config(checkpoint)
+        model = load_pretrained(checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
+    if model.heads is None:
+        raise UsageError(f"--checkpoint {checkpoint}: a model without classifier heads (pre-training); "
+                         "fine-tune it first")
+    cache = open_cache(data)
+    c = model.config
+    if int(cache.settings["n_mels"]) != c.n_mels:
+        raise UsageError(f"--data {data}: {cache.settings['n_mels']} mel bins, the model reads {c.n_mels}")
+    if len(cache.label_names) != c.num_classes:
+        raise UsageError(f"--data {data}: {len(cache.label_names)} labels, the model has {c.num_classes} classes")
+    read, heads = plan_inputs(c.masking, modality, missing)
+    dataset = ClipDataset.from_inputs(cache, ModelInputs.from_config(info), split, "eval", modalities=read,
+                                      eval_clips=clips, eval_crops=crops)
+    if len(dataset) == 0:
+        raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
+                         f"(excluded: {dataset.excluded})")
+    acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
+    model.to(acc.device)
+    targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
+    if heads is not None:
+        scores = {h: s for h, s in scores.items() if h in heads}
+    result: dict[str, Any] = {
+        "heads": head_metrics(targets, scores, cache.multilabel), "num_clips": len(dataset),
+        "checkpoint": str(checkpoint), "data": str(data), "split": split, "modality": modality,
+        "missing": missing, "inputs": list(read), "views": clips * crops, "masking": c.masking,
+        "multilabel": cache.multilabel, "excluded": dataset.excluded}
+    if acc.is_main_process:
+        if dump:
+            arrays: dict[str, Any] = {"targets": targets, "clip_ids": np.array([r.clip_id for r in dataset.rows]),
+                      **{f"scores_{h}": s for h, s in scores.items()}}
+            np.savez_compressed(dump, **arrays)
+        if plots:
+            result["plots"] = write_plots(Path(plots), Path(checkpoint), targets, scores, cache.label_names,
+                                          cache.multilabel)
+        print_table(result)
+    return result
