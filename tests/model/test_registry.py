@@ -139,6 +139,9 @@ def test_recipe_keys_size_the_model() -> None:
     (["model.audio_patch=[16,24]"], "model.audio_patch: audio_frames 64 is not a whole number of 24-wide patches"),
     (["data.image_size=40"], "model.video_patch: image_size 40 is not a whole number of 16-wide patches"),
     (["model.extra={windows: 3}"], "model.extra.windows: not an option of backbone 'vit'"),
+    # a problem that itself holds '; ' stays one problem with its own dotted path
+    (["model.backbone=swin", "model.extra={stagse: 2}"],
+     "model.extra.stagse: not an option of backbone 'swin'; did you mean 'stages'?"),
     (["model.audio_patch=[16]"], "model.audio_patch: expected 2 items, got 1"),
 ])
 def test_impossible_sizes_are_one_line(overrides: list[str], message: str) -> None:

@@ -24,6 +24,15 @@ def _pair(x: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
     return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
 
+class ConfigError(ValueError):
+    """An impossible ``ZorroConfig``; ``problems`` are its ``key: what is wrong`` strings (a problem may
+    itself contain '; ', so callers read the list, not the message)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid ZorroConfig: " + "; ".join(problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class ZorroConfig:
     """Shapes and options of a Zorro model. Paper values are the ViT-B/16 ones (see ``presets``).
@@ -68,7 +77,7 @@ class ZorroConfig:
         object.__setattr__(self, "extra", _plain(self.extra))
         problems = self.problems()
         if problems:
-            raise ValueError("invalid ZorroConfig: " + "; ".join(problems))
+            raise ConfigError(problems)
 
     def problems(self) -> list[str]:
         """Every inconsistency, as ``key: what is wrong`` strings (empty when valid)."""

@@ -76,14 +76,14 @@ class Recipe:
         """Cross-section checks: the model this recipe builds from its ``model`` and ``data`` sections (at
         the ``preprocess`` section's mel bins) must exist, e.g. ``model.heads`` divides ``model.dim`` and
         ``data.audio_frames`` is a whole number of ``model.audio_patch`` frames."""
-        prefix = "invalid ZorroConfig: "
+        from ..model.config import ConfigError
+
         try:
             self.model.to_config(self.data, self.preprocess.n_mels, 2, contrastive=True)
-        except ValueError as exc:
-            text = str(exc)
-            if not text.startswith(prefix):
-                return [f"model: {text}"]
-            return [f"model.{p}" for p in text[len(prefix):].split("; ")]
+        except ConfigError as exc:
+            return [f"model.{p}" for p in exc.problems]
+        except ValueError as exc:  # e.g. an unknown preset, reported by the model section already
+            return [f"model: {exc}"]
         return []
 
 

@@ -58,7 +58,7 @@ class ModelSection:
     def to_config(self, data: DataSection, n_mels: int, num_classes: int, contrastive: bool) -> ZorroConfig:
         """The ``ZorroConfig`` of a run: the preset, this section's keys, input shapes from ``data`` and
         the cache (``n_mels``); heads for ``num_classes`` (0: none), projectors when ``contrastive``.
-        ``ValueError`` (``invalid ZorroConfig: key: problem; ...``) for an impossible combination."""
+        ``model.config.ConfigError`` (its ``problems``) for an impossible combination."""
         from ..model.presets import preset_config
 
         return preset_config(
