@@ -72,3 +72,10 @@ def test_config_problems():
     assert aug.AugmentConfig().problems() == []
     assert aug.AugmentConfig(flip=2.0, crop_scale=(0.5, 0.1)).problems() == [
         "crop_scale: expected 0 < lo <= hi <= 1, got [0.5, 0.1]", "flip: expected in [0, 1], got 2.0"]
+
+
+def test_item_generator_streams_are_independent_and_stream_0_is_unchanged():
+    """Mixup draws from stream 1 of its batch's first clip, not from that clip's augmentation stream."""
+    base = torch.rand(4, generator=aug.item_generator(0, 2, 5))
+    assert torch.equal(base, torch.rand(4, generator=aug.item_generator(0, 2, 5, stream=0)))
+    assert not torch.equal(base, torch.rand(4, generator=aug.item_generator(0, 2, 5, stream=aug.MIXUP_STREAM)))

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 
 from .config import AugmentConfig
 
+MIXUP_STREAM = 1  # ``item_generator`` stream of a batch's mixup draw (not the first clip's augmentation)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -25,9 +27,11 @@ NO_AUGMENT = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.
                            freq_jitter=0.0)
 
 
-def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A generator that is a pure function of ``(seed, epoch, index)`` (independent of workers)."""
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(2, dtype=np.uint32)
+def item_generator(seed: int, epoch: int, index: int, stream: int = 0) -> torch.Generator:
+    """A generator that is a pure function of ``(seed, epoch, index)`` (independent of workers). Another
+    ``stream`` gives an independent generator for the same item (stream 0 is the clip's augmentation)."""
+    entropy = [seed & 0xFFFFFFFF, epoch, index] + ([stream] if stream else [])
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 

@@ -26,7 +26,7 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_s
 from safetensors.torch import load_file
 from torch import Tensor
 
-from ..data.augment import item_generator, mixup_batch
+from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
 from ..model.pretrained import WEIGHTS
 from ..model.zorro import Zorro
 from ..recipes import TrainSection
@@ -83,7 +83,7 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
             if j >= usable:
                 break
             if d.augment.mixup_alpha > 0 and classes:  # a pure function of (seed, epoch, first clip)
-                g = item_generator(t.seed, epoch, int(batch["index"][0]))
+                g = item_generator(t.seed, epoch, int(batch["index"][0]), MIXUP_STREAM)
                 batch = mixup_batch(batch, d.augment.mixup_alpha, g, classes)
             yield epoch, batch
         epoch, start = epoch + 1, 0
