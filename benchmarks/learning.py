@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ MASKINGS = ("zorro", "independent", "bottleneck", "input_fusion")
 HEADS = ("audio", "video", "fusion", "global")
 CONDITIONS = (("both", None), ("video missing", "video"), ("audio missing", "audio"))
 BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
+K = TypeVar("K")
 
 
 def zorro(*args: str, log: Path, threads: int | None = None) -> float:
@@ -62,7 +63,7 @@ def zorro(*args: str, log: Path, threads: int | None = None) -> float:
     return time.perf_counter() - start
 
 
-def run_parallel(jobs: dict[str, Callable[[int], Any]], n: int) -> dict[str, Any]:
+def run_parallel(jobs: dict[K, Callable[[int], Any]], n: int) -> dict[K, Any]:
     """Run ``{name: fn(threads)}`` ``n`` at a time, each with ``cores // n`` threads: on a small CPU two
     trainings of one thread each do more work than one of two threads (a small model does not keep two
     threads busy, and they spin when anything else runs)."""
@@ -194,12 +195,11 @@ def main() -> int:
     t = time.perf_counter()
     evals = {(name, cond): (lambda th, run=run, missing=missing: evaluate(run, cache, missing, work, log, th))
              for name, run in runs.items() for cond, missing in CONDITIONS}
-    done = run_parallel({f"{n}|{c}": fn for (n, c), fn in evals.items()}, args.jobs)
+    done = run_parallel(evals, args.jobs)
     times["evaluations"] = time.perf_counter() - t
     table: dict[str, dict[str, dict[str, float]]] = {name: {} for name in runs}
     scores: dict[str, dict[str, dict]] = {name: {} for name in runs}
-    for key, (top1, sc) in done.items():
-        name, cond = key.split("|")
+    for (name, cond), (top1, sc) in done.items():
         table[name][cond], scores[name][cond] = top1, sc
     for name in runs:
         print(f"{name}: {json.dumps(table[name])}", flush=True)
