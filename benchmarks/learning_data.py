@@ -105,6 +105,7 @@ def build(out_dir: str | Path, speech_dir: Path = SPEECH_DIR, test_speaker: str 
     """Write the clips under ``out_dir`` and ``out_dir/manifest.csv``; return the manifest path.
 
     ``per_digit`` keeps only the first N recordings of each (digit, speaker) (tests use a few)."""
+    from zorro_cli.atomic import atomic_path
     from zorro_cli.data.synth import write_clip
 
     out = Path(out_dir)
@@ -132,12 +133,10 @@ def build(out_dir: str | Path, speech_dir: Path = SPEECH_DIR, test_speaker: str 
         (out / str(r.digit)).mkdir(parents=True, exist_ok=True)
         write_clip(out / rel, frames, fps, _resample(audio, rate, 16000), "mp4")
         rows.append((rel, str(r.digit), split))
-    tmp = manifest.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(manifest) as tmp, tmp.open("w", newline="") as fh:  # its presence marks a finished build
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
         writer.writerows(rows)
-    tmp.replace(manifest)
     return manifest
 
 
