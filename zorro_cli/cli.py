@@ -157,6 +157,49 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    files: list[str] = typer.Argument(..., metavar="FILE...", help="Media files, folders, glob patterns "
+                                      "(quoted) or CSV manifests with a path column."),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="A run directory, checkpoint or export folder "
+                                   "(safetensors or ONNX)."),
+    modality: str = typer.Option("all", "--modality", help="Inputs to feed: all, audio or video (one: the "
+                                 "unimodal path; the other stream is not read)."),
+    k: int = typer.Option(5, "--top-k", help="Labels per head."),
+    clips: int = typer.Option(1, "--clips", help="Temporal clips per file (K), as evaluate."),
+    crops: int = typer.Option(3, "--crops", help="Spatial crops per clip (1 or 3), as evaluate."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Files per batch."),
+    workers: int = typer.Option(0, "--workers", help="Decoding processes (0: in this process)."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto, torch or onnx (auto: the weights when "
+                                "the folder has them, else its ONNX graphs)."),
+    precision: str = typer.Option("auto", "--precision", help="auto (as the run trained), fp32, bf16, fp16."),
+    json_out: str = typer.Option(None, "--json", help="Also write the per-file JSON lines to this file "
+                                 "(- : stdout only)."),
+) -> None:
+    """Each head's top-k labels for your own media files; one JSON line per file on stdout."""
+    from .commands import predict as verb
+
+    def go() -> object:
+        out = None if json_out in (None, "-") else Path(json_out)
+        try:
+            result = verb.run(files=files, checkpoint=checkpoint, modality=modality, top_k=k, clips=clips,
+                              crops=crops, batch_size=batch_size, workers=workers, runtime=runtime,
+                              precision=precision, json_out=out, emit=lambda r: typer.echo(json.dumps(r)))
+        except verb.PredictFailed as e:
+            _predictions_table(e.result["records"])
+            raise
+        _predictions_table(result["records"])
+        return result
+
+    _guard(go, echo=False)
+
+
+def _predictions_table(records: list[dict[str, object]]) -> None:
+    from .evaluation.report import print_predictions
+
+    print_predictions(records)  # type: ignore[arg-type]
+
+
+@app.command()
 def export(
     checkpoint: str = typer.Option(..., "--checkpoint", help="A run directory, checkpoint or export folder."),
     fmt: str = typer.Option("safetensors", "--format", help="safetensors or onnx."),

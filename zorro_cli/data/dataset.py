@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import augment as aug
+from . import views
 from .augment import AugmentConfig
 from .cache import Cache, IndexRow, IndexView
 from .inputs import MelNorm, ModelInputs, mel_normalisation
@@ -108,12 +109,8 @@ class ClipDataset(Dataset):
         return self.cache.settings["sample_rate"] / self.cache.settings["hop_length"]
 
     def _span(self) -> float:
-        spans = []
-        if "audio" in self.modalities:
-            spans.append(self.audio_frames / self.audio_rate)
-        if "video" in self.modalities:
-            spans.append(self.frames * self.frame_stride / self.cache.settings["fps"])
-        return max(spans)
+        return views.window_span(self.modalities, self.audio_frames, self.audio_rate, self.frames,
+                                 self.frame_stride, self.cache.settings["fps"])
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
@@ -143,16 +140,11 @@ class ClipDataset(Dataset):
         mel = torch.from_numpy(self.cache.logmel(row).astype("float32"))  # [F, A_clip]
         mean, std = self._norm  # type: ignore[misc]
         mel = (mel - mean) / std
-        views = []
-        for c in centers:
-            start = aug.window_start(c, self.audio_rate, self.audio_frames, row.audio_frames)
-            x = aug.fit_length(mel[:, start:start + self.audio_frames], self.audio_frames)  # [F, A]
-            if g is not None:
-                x = self._augment_audio(x, g)
-            views.append(x.unsqueeze(0))
-        if self.mode == "train":
-            return views[0]  # [1, F, A]
-        return torch.stack([v for v in views for _ in range(self.eval_crops)])  # [V, 1, F, A]
+        if g is None:
+            return views.audio_views(mel, centers, self.audio_rate, self.audio_frames, self.eval_crops)  # [V,1,F,A]
+        start = aug.window_start(centers[0], self.audio_rate, self.audio_frames, row.audio_frames)
+        x = aug.fit_length(mel[:, start:start + self.audio_frames], self.audio_frames)  # [F, A]
+        return self._augment_audio(x, g).unsqueeze(0)  # [1, F, A]
 
     def _augment_audio(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         a, (n_f, n_t) = self.augment, x.shape
@@ -161,24 +153,19 @@ class ClipDataset(Dataset):
                                 round(a.time_mask_width * n_t))
 
     def _video(self, row: IndexRow, centers: list[float], g: torch.Generator | None) -> torch.Tensor:
-        fps, span = self.cache.settings["fps"], self.frames * self.frame_stride
-        clips = []
-        for c in centers:
-            start = aug.window_start(c, fps, span, row.n_frames)
-            idx = aug.frame_indices(start, self.frames, self.frame_stride, row.n_frames)
-            clips.append(torch.from_numpy(self.cache.frames(row, idx)).permute(0, 3, 1, 2))  # [T,3,H,W]
-        h, w = clips[0].shape[-2:]
-        if g is not None:
-            a = self.augment
-            box = aug.random_resized_box(h, w, a.crop_scale, a.crop_ratio, g)
-            x = aug.crop_resize(clips[0], box, self.image_size)
-            if aug.uniform(g) < a.flip:
-                x = x.flip(-1)
-            return aug.normalize_video(x)  # [3, T, S, S]
-        views = [aug.normalize_video(aug.crop_resize(clip, box, self.image_size))
-                 for clip in clips for box in aug.eval_boxes(h, w, self.eval_crops)]
-        return torch.stack(views)  # [V, 3, T, S, S]
-
+        fps = self.cache.settings["fps"]
+        if g is None:  # [V, 3, T, S, S]
+            return views.video_views(lambda idx: self.cache.frames(row, idx), row.n_frames, centers, fps,
+                                     self.frames, self.frame_stride, self.image_size, self.eval_crops)
+        start = aug.window_start(centers[0], fps, self.frames * self.frame_stride, row.n_frames)
+        idx = aug.frame_indices(start, self.frames, self.frame_stride, row.n_frames)
+        clip = torch.from_numpy(self.cache.frames(row, idx)).permute(0, 3, 1, 2)  # [T, 3, H, W]
+        a = self.augment
+        box = aug.random_resized_box(clip.shape[-2], clip.shape[-1], a.crop_scale, a.crop_ratio, g)
+        x = aug.crop_resize(clip, box, self.image_size)
+        if aug.uniform(g) < a.flip:
+            x = x.flip(-1)
+        return aug.normalize_video(x)  # [3, T, S, S]
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack a list of items (``clip_id`` stays a list of strings)."""

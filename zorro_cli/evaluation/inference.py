@@ -1,17 +1,19 @@
-"""Model inputs from a media file, preprocessed as the model was trained (for exports and scripts).
+"""Model inputs from a media file, made exactly as the cache the model trained on (for predict, exports, scripts).
 
-``prepare_inputs(path, config)`` reads the :class:`~zorro_cli.data.inputs.ModelInputs` an export's
-``config.json`` (or a checkpoint's) carries — sample rate, mel settings and normalisation statistics, frame rate, short side, input shapes — decodes
-the file with PyAV, and returns the evaluation-time view the datasets use (centre window in time,
-centre square in space): ``{"audio": float32 [1, 1, F, T], "video": float32 [1, 3, T, H, W]}``.
-(Training frames went through JPEG in the cache; inference frames do not: a negligible difference.)
+Legend: F mel bins, A audio frames, T video frames, S image size, V views (clips x crops).
+
+A file goes through the cache builder's own code (:func:`zorro_cli.data.pipeline.process_clip`: PyAV
+decode at the recorded frame rate and short side, JPEG frames, float16 log-mel) with the preprocessing
+settings recorded in a checkpoint's or an export's ``config.json``, then through the evaluation views
+the datasets use (:mod:`zorro_cli.data.views`). So a file predicted on gets the tensors ``zorro evaluate``
+feeds for the same file in a cache: same window, same crops, same normalisation.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ import numpy as np
 import torch
 
 from ..data import augment as aug
+from ..data import views
 from ..data.config import PreprocessConfig
-from ..data.decode import DecodeRequest, decode_media
-from ..data.features import log_mel
 from ..data.inputs import ModelInputs, mel_normalisation
+from ..data.jpeg import decode_jpeg
+from ..data.media import ClipTask
+from ..data.pipeline import ClipFailure, ClipResult, process_clip
 
 
 def read_config(config: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -33,37 +37,91 @@ def read_config(config: str | Path | dict[str, Any]) -> dict[str, Any]:
     return json.loads((path / "config.json" if path.is_dir() else path).read_text())
 
 
+def preprocess_config(config: Mapping[str, Any]) -> PreprocessConfig:
+    """The :class:`PreprocessConfig` a model's cache was made with, from its ``config.json``;
+    ``ValueError`` when the file records none (a checkpoint older than ``ModelInputs``)."""
+    pre = config.get("preprocessing") or {}
+    if "sample_rate" not in pre:
+        raise ValueError("config.json records no preprocessing settings (re-export it from a newer run)")
+    fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in pre.items() if k in fields})
+
+
+def file_task(media: str | Path) -> ClipTask:
+    """The clip task of a whole media file (as a manifest row without a window: the first
+    ``max_seconds`` are decoded when the recipe caps them)."""
+    return ClipTask(str(media), str(media), str(Path(media).resolve()), (), "")
+
+
+def reading_config(cfg: PreprocessConfig, modalities: Sequence[str]) -> PreprocessConfig:
+    """``cfg`` reading only those of its modalities in ``modalities`` (a stream not asked for is never
+    decoded); ``ValueError`` when none is left."""
+    wanted = tuple(m for m in cfg.modalities if m in modalities)
+    if not wanted:
+        raise ValueError(f"the model's cache holds {' and '.join(cfg.modalities)}, asked for "
+                         f"{' and '.join(modalities)}")
+    return dataclasses.replace(cfg, modalities=wanted)
+
+
+def decode_file(media: str | Path, cfg: PreprocessConfig, modalities: Sequence[str]) -> ClipResult | ClipFailure:
+    """Decode ``media`` as the cache builder would, reading only ``modalities``; a file that cannot be
+    read is a ``ClipFailure`` with a one-line reason."""
+    return process_clip(file_task(media), reading_config(cfg, modalities))
+
+
+def present_modalities(clip: ClipResult) -> tuple[str, ...]:
+    """The modalities a decoded clip holds."""
+    return tuple(m for m, x in (("audio", clip.logmel), ("video", clip.frames)) if x is not None)
+
+
+def _frame_reader(jpegs: list[bytes]) -> views.FrameReader:
+    """Slot indices -> uint8 ``[N, H, W, 3]``; a held frame (the same bytes in several slots) is
+    JPEG-decoded once."""
+    decoded: dict[int, np.ndarray] = {}
+
+    def read(indices: list[int]) -> np.ndarray:
+        for i in indices:
+            decoded.setdefault(id(jpegs[i]), decode_jpeg(jpegs[i]))
+        return np.stack([decoded[id(jpegs[i])] for i in indices])
+
+    return read
+
+
+def clip_views(clip: ClipResult, inputs: ModelInputs, clips: int = 1, crops: int = 3,
+               modalities: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """``{"audio": [V, 1, F, A], "video": [V, 3, T, S, S]}`` of a decoded clip for the modalities it
+    has (among ``modalities``): ``clips`` windows x ``crops`` crops, as ``ClipDataset`` in eval mode."""
+    pre = inputs.preprocessing
+    read = tuple(m for m in present_modalities(clip) if modalities is None or m in modalities)
+    audio_rate = pre["sample_rate"] / pre["hop_length"]
+    span = views.window_span(read, inputs.audio_frames, audio_rate, inputs.frames, inputs.frame_stride, pre["fps"])
+    centers = aug.eval_centers(clip.duration_s, span, clips)
+    out: dict[str, torch.Tensor] = {}
+    if "audio" in read:
+        assert clip.logmel is not None
+        mean, std = mel_normalisation(pre, int(pre["n_mels"]), inputs.mel_norm)
+        mel = (torch.from_numpy(clip.logmel.astype(np.float32)) - mean) / std  # [F, A_clip]
+        out["audio"] = views.audio_views(mel, centers, audio_rate, inputs.audio_frames, crops)
+    if "video" in read:
+        assert clip.frames is not None
+        size = inputs.image_size
+        out["video"] = views.video_views(_frame_reader(clip.frames), len(clip.frames), centers, pre["fps"],
+                                         inputs.frames, inputs.frame_stride,
+                                         (size, size) if isinstance(size, int) else size, crops)
+    return out
+
+
 def prepare_inputs(media: str | Path, config: str | Path | dict[str, Any],
                    modalities: Sequence[str] = ("audio", "video")) -> dict[str, np.ndarray]:
-    """Decode ``media`` and build model inputs (batch of 1) for the requested modalities."""
-    inputs = ModelInputs.from_config(read_config(config))
-    pre = inputs.preprocessing
-    fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
-    pcfg = PreprocessConfig(**{k: v for k, v in pre.items() if k in fields})
-    req = DecodeRequest(str(media), 0.0, None, pcfg.max_seconds, fps=pcfg.fps, short_side=pcfg.short_side,
-                        sample_rate=pcfg.sample_rate, audio="audio" in modalities, video="video" in modalities,
-                        min_coverage=pcfg.min_coverage)
-    decoded = decode_media(req)
-    out: dict[str, np.ndarray] = {}
-    if "audio" in modalities:
-        if decoded.audio is None:
-            raise ValueError(f"{media}: no audio stream")
-        mel = torch.from_numpy(log_mel(decoded.audio, pcfg).astype(np.float16).astype(np.float32))  # [F, A]
-        mean, std = mel_normalisation(pre, pcfg.n_mels, inputs.mel_norm)
-        rate = pre["sample_rate"] / pre["hop_length"]
-        length = inputs.audio_frames
-        start = aug.window_start(decoded.duration_s / 2, rate, length, mel.shape[1])
-        window = aug.fit_length(((mel - mean) / std)[:, start:start + length], length)  # [F, T]
-        out["audio"] = window[None, None].numpy()
-    if "video" in modalities:
-        if decoded.frames is None:
-            raise ValueError(f"{media}: no video stream")
-        frames = torch.from_numpy(np.stack(decoded.frames)).permute(0, 3, 1, 2)  # [N, 3, H, W]
-        n, stride = inputs.frames, inputs.frame_stride
-        start = aug.window_start(decoded.duration_s / 2, pre["fps"], n * stride, len(frames))
-        clip = frames[aug.frame_indices(start, n, stride, len(frames))]
-        box = aug.eval_boxes(clip.shape[-2], clip.shape[-1], 1)[0]
-        size = inputs.image_size
-        size = (size, size) if isinstance(size, int) else size
-        out["video"] = aug.normalize_video(aug.crop_resize(clip, box, size))[None].numpy()
-    return out
+    """Decode ``media`` and build model inputs (batch of 1: the centre window, centre crop) for the
+    requested modalities: ``{"audio": float32 [1, 1, F, A], "video": float32 [1, 3, T, S, S]}``.
+    ``ValueError`` (one line) when the file cannot be decoded or lacks a requested modality."""
+    cfg = read_config(config)
+    inputs = ModelInputs.from_config(cfg)
+    clip = decode_file(media, preprocess_config(cfg), modalities)
+    if isinstance(clip, ClipFailure):
+        raise ValueError(f"{media}: {clip.reason}")
+    lacking = [m for m in modalities if m not in present_modalities(clip)]
+    if lacking:
+        raise ValueError(f"{media}: no {' or '.join(lacking)} stream")
+    return {k: v.numpy() for k, v in clip_views(clip, inputs, 1, 1, modalities).items()}

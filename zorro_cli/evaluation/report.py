@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,24 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
     for head, values in heads.items():
         table.add_row(head, *(f"{values[m]:.4f}" for m in metrics))
     (console or Console(stderr=True)).print(table)
+
+
+def print_predictions(records: list[dict[str, Any]], console: Console | None = None) -> None:
+    """``zorro predict``'s table: one row per file, each head's best label and score (or the failure)."""
+    heads = list(dict.fromkeys(h for r in records if r["ok"] for h in r["heads"]))
+    table = Table(title=f"{len(records)} files, {sum(not r['ok'] for r in records)} failed")
+    for name in ("file", "inputs", *heads):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        if not r["ok"]:
+            table.add_row(r["file"], f"failed: {r['error']}", *[""] * len(heads))
+            continue
+        best = {h: f"{r['heads'][h][0]['label']} {r['heads'][h][0]['score']:.3f}" if h in r["heads"] else "-"
+                for h in heads}
+        table.add_row(r["file"], "+".join(r["inputs"]), *(best[h] for h in heads))
+    if console is None:  # off a terminal (logs, CI): wide enough not to fold file names
+        console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+    console.print(table)
 
 
 def _run_dir(checkpoint: Path) -> Path | None:

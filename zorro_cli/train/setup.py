@@ -108,7 +108,8 @@ def build_setup(task: TrainTask) -> RunSetup:
     model = Zorro(build_model_config(r, task.mode, int(cache.settings["n_mels"]), len(labels)))
     init_report = warm_start(model, task.init) if task.init else {}
     both = set(modalities) == {"audio", "video"}
-    extra = {"labels": labels, "multilabel": bool(cache.multilabel), "task": task.mode, **inputs.to_config()}
+    extra = {"labels": labels, "multilabel": bool(cache.multilabel), "task": task.mode,
+             "precision": r.train.precision, **inputs.to_config()}  # what predict / evaluate run the model in
     return RunSetup(
         recipe=r, model=model, inputs=inputs, train_set=train_set, val_set=val_set,
         multilabel=bool(cache.multilabel), label_names=labels, find_unused=not (task.mode == "finetune" and both),

@@ -1,0 +1,63 @@
+"""Evaluation views of one clip: K temporal windows x 1 or 3 spatial crops, no randomness.
+
+Legend: F mel bins, A audio frames, T video frames, S image size, V views (clips x crops).
+Shared by ``ClipDataset`` (clips read from a cache) and ``zorro predict`` (clips decoded from a media
+file by the cache's own pipeline), so that both feed a model the same tensors for the same clip.
+
+Time: log-mel frame ``j`` is at ``j / audio_rate`` s and video slot ``k`` at ``k / fps`` s; every window
+of a clip is centred on one of :func:`zorro_cli.data.augment.eval_centers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import augment as aug
+
+FrameReader = Callable[[list[int]], np.ndarray]  # slot indices -> uint8 [N, H, W, 3] (repeats allowed)
+
+
+def window_span(modalities: Sequence[str], audio_frames: int, audio_rate: float, frames: int, frame_stride: int,
+                fps: float) -> float:
+    """Seconds a view covers: the longer of the audio and the video window among ``modalities``."""
+    spans = []
+    if "audio" in modalities:
+        spans.append(audio_frames / audio_rate)
+    if "video" in modalities:
+        spans.append(frames * frame_stride / fps)
+    return max(spans)
+
+
+def audio_views(mel: torch.Tensor, centers: Sequence[float], audio_rate: float, length: int,
+                crops: int) -> torch.Tensor:
+    """Normalised log-mel ``[F, A_clip]`` -> ``[V, 1, F, A]``: one window per centre, repeated for each
+    spatial crop (the audio of a view does not depend on its crop)."""
+    windows = []
+    for c in centers:
+        start = aug.window_start(c, audio_rate, length, mel.shape[1])
+        windows.append(aug.fit_length(mel[:, start:start + length], length).unsqueeze(0))  # [1, F, A]
+    return torch.stack([w for w in windows for _ in range(crops)])
+
+
+def video_views(read: FrameReader, n_frames: int, centers: Sequence[float], fps: float, frames: int,
+                frame_stride: int, size: tuple[int, int], crops: int) -> torch.Tensor:
+    """``[V, 3, T, S, S]``: for each centre the window's frames, cut into ``crops`` squares.
+
+    Every stored frame that any window uses is read (and JPEG-decoded) once, in one ``read`` call, however
+    many windows and crops use it."""
+    span = frames * frame_stride
+    windows = [aug.frame_indices(aug.window_start(c, fps, span, n_frames), frames, frame_stride, n_frames)
+               for c in centers]
+    needed = sorted({i for w in windows for i in w})
+    position = {slot: k for k, slot in enumerate(needed)}
+    stored = torch.from_numpy(read(needed)).permute(0, 3, 1, 2)  # [N, 3, H, W]
+    h, w = stored.shape[-2:]
+    boxes = aug.eval_boxes(h, w, crops)
+    views = []
+    for window in windows:
+        clip = stored[[position[i] for i in window]]  # [T, 3, H, W]
+        views += [aug.normalize_video(aug.crop_resize(clip, box, size)) for box in boxes]
+    return torch.stack(views)
