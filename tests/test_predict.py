@@ -179,3 +179,30 @@ def test_predict_from_an_onnx_export(tiny_run: Path, synth_dir: Path, tiny_cache
         for head in ref:
             np.testing.assert_allclose(got[head], ref[head], atol=1e-4)
         np.testing.assert_allclose(uni["audio"], ref["audio"], atol=1e-4)  # the unimodal path's o_A
+
+
+@pytest.mark.slow
+def test_predict_on_the_shared_real_and_broken_videos(tiny_run: Path, shared_data: Path) -> None:
+    """Every readable real file gives a row with the modalities it has; every broken one is a failure line
+    with the reason preprocessing gives it; nothing raises before every file is reported."""
+    from test_preprocess_real import VALID_IN_BAD, manifest_rows
+
+    real, bad = manifest_rows(shared_data / "real_videos"), manifest_rows(shared_data / "bad_videos")
+    with pytest.raises(predict.PredictFailed) as err:
+        predict.run(files=[shared_data / "real_videos", shared_data / "bad_videos"],
+                    checkpoint=tiny_run, top_k=1, workers=2)
+    records = {Path(r["file"]).name: r for r in err.value.result["records"]}
+    assert len(records) == len(real) + len(bad) == err.value.result["files"]
+    for name, meta in real.items():
+        r = records[name]
+        assert r["ok"], (name, r)
+        has = [m for m, on in (("audio", meta["has_audio"] == "1"), ("video", int(meta["n_video_streams"]) > 0)) if on]
+        heads = ["audio", "video", "fusion", "global"] if len(has) == 2 else has  # one: the unimodal path
+        assert r["inputs"] == has and sorted(r["heads"]) == sorted(heads), name
+    broken = sorted(set(bad) - VALID_IN_BAD)
+    assert sorted(n for n in bad if not records[n]["ok"]) == broken
+    assert all(records[n]["ok"] for n in VALID_IN_BAD)
+    assert records["made__empty.mp4"]["error"] == "cannot open: InvalidDataError: Invalid data found when processing input"
+    assert records["made__truncated_5k.webm"]["error"] == "video decoded for 0.033 of 2.736 s"
+    assert all("\n" not in records[n]["error"] for n in broken)
+    assert str(err.value).startswith(f"{len(broken)} of {len(records)} files could not be predicted")
