@@ -144,7 +144,11 @@ def evaluate(
     missing: str = typer.Option(None, "--missing", help="Feed only the other modality (audio or video)."),
     clips: int = typer.Option(1, "--clips", min=1, help="Temporal clips per video (K)."),
     crops: int = typer.Option(3, "--crops", help="Spatial crops per clip (1 or 3)."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Clips per batch (default: the run's "
+                                   "eval.batch_size, else 16)."),
+    workers: int = typer.Option(None, "--workers", min=0, help="DataLoader processes (default: the run's "
+                                "data.workers, else 2; 0: in this process)."),
+    precision: str = typer.Option("auto", "--precision", help="auto (as the run trained), fp32, bf16 or fp16."),
     json_out: Path = JSON_OPT,
     dump: Path = typer.Option(None, "--dump", help="Write targets and per-head scores to this .npz."),
     plots: Path = typer.Option(None, "--plots", help="Write PNG plots (per-class AP / confusion, curves) here."),
@@ -153,7 +157,8 @@ def evaluate(
     from .commands import evaluate as verb
 
     _guard(lambda: verb.run(checkpoint=checkpoint, data=data, split=split, modality=modality, missing=missing,
-                            clips=clips, crops=crops, batch_size=batch_size, dump=dump, plots=plots), json_out)
+                            clips=clips, crops=crops, batch_size=batch_size, dump=dump, plots=plots,
+                            workers=workers, precision=precision), json_out)
 
 
 @app.command()

@@ -13,12 +13,14 @@ from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
-from ..evaluation.predict import head_metrics, predict
+from ..evaluation.predict import autocast_dtype, head_metrics, predict
 from ..evaluation.report import print_table, write_plots
 from ..model.masks import has_unimodal_streams
-from ..model.pretrained import load_pretrained, read_model_config
+from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
+DEFAULT_WORKERS = 2  # outside a run folder (an export): DataLoader workers
+DEFAULT_BATCH = 16  # outside a run folder: clips per batch
 
 
 def plan_inputs(masking: str, modality: str, missing: str | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
@@ -42,22 +44,50 @@ def plan_inputs(masking: str, modality: str, missing: str | None) -> tuple[tuple
     return ("audio", "video"), None if modality == "all" else (modality,)
 
 
+def run_settings(checkpoint: str | Path) -> tuple[int | None, int | None]:
+    """``(data.workers, eval.batch_size)`` of the run a checkpoint belongs to (its ``recipe.yaml``), or
+    ``(None, None)`` for a checkpoint outside a run folder (an export)."""
+    from ..recipes import load_recipe
+
+    try:
+        weights = resolve_model_path(checkpoint)
+    except (FileNotFoundError, ValueError):
+        return None, None
+    for folder in [weights.parent, *weights.parent.parents][:4]:
+        if (folder / "recipe.yaml").is_file():
+            try:
+                recipe = load_recipe(folder / "recipe.yaml")
+            except ValueError:
+                return None, None
+            return recipe.data.workers, recipe.eval.batch_size
+    return None, None
+
+
 def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modality: str = "all",
-        missing: str | None = None, clips: int = 1, crops: int = 3, batch_size: int = 16,
-        dump: str | Path | None = None, plots: str | Path | None = None, workers: int = 0) -> dict[str, Any]:
+        missing: str | None = None, clips: int = 1, crops: int = 3, batch_size: int | None = None,
+        dump: str | Path | None = None, plots: str | Path | None = None, workers: int | None = None,
+        precision: str = "auto") -> dict[str, Any]:
     """Evaluate a checkpoint per head on a cache split; returns the result dict (also shown as a table).
 
     The clips are read as the checkpoint's :class:`ModelInputs` say (window lengths, frame stride, mel
-    normalisation), with ``clips`` x ``crops`` views averaged per clip.
+    normalisation), with ``clips`` x ``crops`` views averaged per clip. ``workers`` and ``batch_size``
+    (clips per batch) default to the run's ``data.workers`` and ``eval.batch_size`` (2 and 16 outside a
+    run folder); ``precision`` ``auto`` runs the model in the precision it trained in.
     """
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
+        dtype = autocast_dtype(precision, info.get("precision"))
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     if model.heads is None:
         raise UsageError(f"--checkpoint {checkpoint}: a model without classifier heads (pre-training); "
                          "fine-tune it first")
+    run_workers, run_batch = run_settings(checkpoint)
+    workers = workers if workers is not None else run_workers if run_workers is not None else DEFAULT_WORKERS
+    batch_size = batch_size or run_batch or DEFAULT_BATCH
+    if workers < 0 or batch_size < 1:
+        raise UsageError(f"--workers / --batch-size: expected >= 0 / >= 1, got {workers} / {batch_size}")
     cache = open_cache(data)
     c = model.config
     if int(cache.settings["n_mels"]) != c.n_mels:
@@ -72,14 +102,15 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
                          f"(excluded: {dataset.excluded})")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
     model.to(acc.device)
-    targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
+    targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers, dtype)
     if heads is not None:
         scores = {h: s for h, s in scores.items() if h in heads}
     result: dict[str, Any] = {
         "heads": head_metrics(targets, scores, cache.multilabel), "num_clips": len(dataset),
         "checkpoint": str(checkpoint), "data": str(data), "split": split, "modality": modality,
         "missing": missing, "inputs": list(read), "views": clips * crops, "masking": c.masking,
-        "multilabel": cache.multilabel, "excluded": dataset.excluded}
+        "multilabel": cache.multilabel, "excluded": dataset.excluded, "workers": workers, "batch_size": batch_size,
+        "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch.")}
     if acc.is_main_process:
         if dump:
             arrays: dict[str, Any] = {"targets": targets, "clip_ids": np.array([r.clip_id for r in dataset.rows]),

@@ -8,6 +8,7 @@ clip order on every process, so metrics are identical whatever the number of pro
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,26 @@ from accelerate.utils import gather_object
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..data.progress import ClipProgress
 from ..model.losses import info_nce
 from ..model.zorro import Zorro
 from .metrics import compute_metrics
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(precision: str, trained: str | None) -> torch.dtype | None:
+    """The autocast dtype to run a model in (None: fp32). ``auto`` follows the run's ``train.precision``
+    (``bf16`` / ``fp16`` / ``no``, recorded in its ``config.json``); ``fp32`` turns autocast off."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return _DTYPES.get(trained or "no") if precision == "auto" else _DTYPES.get(precision)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` on ``device`` in ``dtype``, or nothing for fp32."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _views(x: Tensor | None) -> tuple[Tensor | None, int]:
@@ -31,8 +49,10 @@ def _views(x: Tensor | None) -> tuple[Tensor | None, int]:
 
 
 def _loader(dataset: Dataset, acc: Accelerator, batch_size: int, workers: int) -> DataLoader:
+    """This process's strided part of the clips; pinned batches on a GPU (copied while the model runs)."""
     part = Subset(dataset, list(range(acc.process_index, len(dataset), acc.num_processes)))  # type: ignore[arg-type]
-    return DataLoader(part, batch_size=batch_size, num_workers=workers, shuffle=False)
+    return DataLoader(part, batch_size=batch_size, num_workers=workers, shuffle=False,
+                      pin_memory=acc.device.type == "cuda", prefetch_factor=4 if workers > 0 else None)
 
 
 def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]:
@@ -43,19 +63,29 @@ def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]
 
 @torch.no_grad()
 def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int,
-                fn: Callable[[Tensor | None, Tensor | None], dict[str, Tensor]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run ``fn(audio, video) -> {name: [B*V, X]}`` over this process's clips, average each clip's views,
-    gather every process's rows: ``(labels, {name: [N, X]})`` in clip order."""
+                fn: Callable[[Tensor | None, Tensor | None], dict[str, Tensor]], dtype: torch.dtype | None = None,
+                label: str = "evaluate", plain: bool | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run ``fn(audio, video) -> {name: [B*V, X]}`` over this process's clips (under ``dtype`` autocast),
+    average each clip's views, gather every process's rows: ``(labels, {name: [N, X]})`` in clip order.
+    The main process shows a progress bar (plain lines off a terminal)."""
     model.eval()
     rows: list[tuple[int, tuple[np.ndarray, dict[str, np.ndarray]]]] = []
-    for batch in _loader(dataset, acc, batch_size, workers):
-        audio, va = _views(batch.get("audio"))
-        video, vv = _views(batch.get("video"))
-        out = fn(None if audio is None else audio.to(acc.device), None if video is None else video.to(acc.device))
-        means = {k: x.float().reshape(-1, max(va, vv), x.shape[-1]).mean(1).cpu().numpy() for k, x in out.items()}
-        labels = batch["label"].numpy()
-        for i, idx in enumerate(batch["index"].tolist()):
-            rows.append((idx, (labels[i], {k: m[i] for k, m in means.items()})))
+    loader = _loader(dataset, acc, batch_size, workers)
+    shown = acc.is_main_process and len(loader) > 0
+    progress = ClipProgress(len(loader.dataset), label, plain=plain, failures=False) if shown else None  # type: ignore[arg-type]
+    with progress if progress is not None else contextlib.nullcontext():
+        for batch in loader:
+            audio, va = _views(batch.get("audio"))
+            video, vv = _views(batch.get("video"))
+            with autocast(acc.device, dtype):
+                out = fn(None if audio is None else audio.to(acc.device, non_blocking=True),
+                         None if video is None else video.to(acc.device, non_blocking=True))
+            means = {k: x.float().reshape(-1, max(va, vv), x.shape[-1]).mean(1).cpu().numpy() for k, x in out.items()}
+            labels = batch["label"].numpy()
+            for i, idx in enumerate(batch["index"].tolist()):
+                rows.append((idx, (labels[i], {k: m[i] for k, m in means.items()})))
+            if progress is not None:
+                progress.advance(ok=True, count=len(labels))
     ordered = _gather_in_order(acc, rows)
     if not ordered:
         return np.zeros((0,)), {}
@@ -64,23 +94,27 @@ def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
 
 
 def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, multilabel: bool,
-            workers: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            workers: int = 0, dtype: torch.dtype | None = None, label: str = "evaluate",
+            plain: bool | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(targets, {head: [N, C] probabilities averaged over views})`` in clip order.
 
     Heads are those the model can compute from the dataset's modalities (a missing modality leaves
     only the heads that can still answer). Targets are ``[N, C]`` multi-hot or ``[N]`` indices.
+    ``dtype``: autocast precision (None: fp32); probabilities are always computed in fp32.
     """
     def probabilities(audio: Tensor | None, video: Tensor | None) -> dict[str, Tensor]:
         logits = model(audio=audio, video=video)
         return {h: (z.float().sigmoid() if multilabel else z.float().softmax(-1)) for h, z in logits.items()}
 
-    return _view_means(model, dataset, acc, batch_size, workers, probabilities)
+    return _view_means(model, dataset, acc, batch_size, workers, probabilities, dtype, label, plain)
 
 
-def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int = 0) -> dict[str, Tensor]:
+def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int = 0,
+          dtype: torch.dtype | None = None, label: str = "evaluate", plain: bool | None = None) -> dict[str, Tensor]:
     """Contrastive embeddings ``{name: [N, P]}`` (views averaged), in clip order, on every process."""
     _, emb = _view_means(model, dataset, acc, batch_size, workers,
-                         lambda audio, video: model.project(model.encode(audio=audio, video=video)))
+                         lambda audio, video: model.project(model.encode(audio=audio, video=video)), dtype, label,
+                         plain)
     return {k: torch.from_numpy(v) for k, v in emb.items()}
 
 

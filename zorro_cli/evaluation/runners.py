@@ -8,7 +8,6 @@ that answers with those inputs (a missing modality takes the unimodal path where
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,9 +17,9 @@ import torch
 from torch import Tensor
 
 from ..model.pretrained import CONFIG, load_pretrained, read_model_config, resolve_model_path
+from .predict import PRECISIONS, autocast, autocast_dtype
 
 RUNTIMES = ("auto", "torch", "onnx")
-PRECISIONS = {"auto": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 ONNX_GRAPHS = {("audio", "video"): "model.onnx", ("audio",): "model_audio.onnx", ("video",): "model_video.onnx"}
 
 
@@ -33,16 +32,6 @@ class Runner(Protocol):
     def logits(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``{head: float32 [B, C]}`` for the modalities in ``batch`` (on the CPU)."""
         ...
-
-
-def autocast_dtype(precision: str, trained: str | None) -> torch.dtype | None:
-    """The autocast dtype to predict with (None: fp32). ``auto`` follows the run's ``train.precision``
-    (``bf16`` / ``fp16`` / ``no``, recorded in its ``config.json``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trained or "no")
-    return PRECISIONS[precision]
 
 
 class TorchRunner:
@@ -63,9 +52,7 @@ class TorchRunner:
     def logits(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         pin = self.device.type == "cuda"
         x = {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=True) for k, v in batch.items()}
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
-                    else contextlib.nullcontext())
-        with autocast:
+        with autocast(self.device, self.dtype):
             out = self.model(audio=x.get("audio"), video=x.get("video"))
         return {h: z.float().cpu() for h, z in out.items()}
 
