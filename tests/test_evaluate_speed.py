@@ -40,6 +40,33 @@ def test_video_views_read_each_frame_once() -> None:
     np.testing.assert_allclose(raw[:, 0].numpy(), [[0, 2, 4]] * 3 + [[4, 6, 8]] * 3, atol=1e-3)
 
 
+def test_video_views_equal_one_crop_at_a_time() -> None:
+    """The batched crops and the in-place normalisation give what ``crop_resize`` + ``normalize_video``
+    give view by view (the code ``ClipDataset`` ran before)."""
+    from zorro_cli.data import augment as aug
+
+    frames = np.random.default_rng(0).integers(0, 256, (10, 72, 96, 3), dtype=np.uint8)
+    x = video_views(lambda idx: frames[idx], 10, [1.5, 3.5], 2.0, 4, 1, (64, 64), 3)
+    ref = []
+    for c in (1.5, 3.5):
+        clip = torch.from_numpy(frames[aug.frame_indices(aug.window_start(c, 2.0, 4, 10), 4, 1, 10)]).permute(0, 3, 1, 2)
+        ref += [aug.normalize_video(aug.crop_resize(clip, box, (64, 64))) for box in aug.eval_boxes(72, 96, 3)]
+    torch.testing.assert_close(x, torch.stack(ref), atol=1e-5, rtol=0)
+
+
+def test_loading_skips_the_random_init_and_restores_it(tmp_path: Path) -> None:
+    from zorro_cli.model import build_model, load_pretrained
+
+    init = torch.nn.init.trunc_normal_
+    model = build_model("zorro_vit_tiny", num_classes=3).eval()
+    save_pretrained(model, tmp_path / "m")
+    back = load_pretrained(tmp_path / "m")
+    assert torch.nn.init.trunc_normal_ is init
+    x = model.example_inputs(2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(back(**x), model(**x), atol=0, rtol=0)
+
+
 def test_audio_views_and_span() -> None:
     mel = torch.arange(20, dtype=torch.float32).view(1, 20)  # F=1, 20 frames at 10 frames/s
     v = audio_views(mel, [0.5, 1.5], audio_rate=10.0, length=4, crops=3)

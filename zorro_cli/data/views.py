@@ -59,5 +59,15 @@ def video_views(read: FrameReader, n_frames: int, centers: Sequence[float], fps:
     views = []
     for window in windows:
         clip = stored[[position[i] for i in window]]  # [T, 3, H, W]
-        views += [aug.normalize_video(aug.crop_resize(clip, box, size)) for box in boxes]
-    return torch.stack(views)
+        # the crops of a window resized in one call: [crops * T, 3, S, S] (each image on its own, as one by one)
+        cut = torch.cat([clip[:, :, top:top + ch, left:left + cw] for top, left, ch, cw in boxes])
+        views.append(aug.crop_resize(cut, (0, 0, *cut.shape[-2:]), size).unflatten(0, (crops, frames)))
+    return normalize_views(torch.cat(views))
+
+
+def normalize_views(x: torch.Tensor) -> torch.Tensor:
+    """float ``[V, T, 3, S, S]`` in 0..255 -> ImageNet-normalised ``[V, 3, T, S, S]`` (in place, one copy:
+    what :func:`zorro_cli.data.augment.normalize_video` does per view)."""
+    mean = torch.tensor(aug.IMAGENET_MEAN).view(1, 1, 3, 1, 1) * 255
+    std = torch.tensor(aug.IMAGENET_STD).view(1, 1, 3, 1, 1) * 255
+    return x.sub_(mean).div_(std).transpose(1, 2).contiguous()

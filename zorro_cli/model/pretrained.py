@@ -8,15 +8,16 @@ A *model folder* holds ``model.safetensors`` (weights; the model config is also 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..atomic import atomic_folder
 from .config import ZorroConfig
@@ -92,6 +93,25 @@ def legacy_config(config: ZorroConfig, keys: Collection[str]) -> ZorroConfig:
     return config if extra == config.extra else config.replace(extra=extra)
 
 
+_INIT_FNS = ("trunc_normal_", "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+             "xavier_normal_", "zeros_", "ones_", "constant_")
+
+
+@contextlib.contextmanager
+def _no_random_init() -> Iterator[None]:
+    """Build modules without drawing their initial weights (``torch.nn.init`` made a no-op), for a model
+    whose every tensor is loaded right after with a strict check: the draws cost more than a small model's
+    whole evaluation forward pass on a CPU."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FNS}
+    try:
+        for name in _INIT_FNS:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
+
+
 def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     """Build the model saved at ``path`` and load its weights (strict). ``overrides`` change the config
     (e.g. ``attention="dense"``); shape-changing overrides fail at load time. Weights saved before a
@@ -99,7 +119,8 @@ def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     config, _ = read_model_config(path)
     state = load_file(str(resolve_model_path(path)))
     config = legacy_config(config, state.keys())
-    model = Zorro(config.replace(**overrides) if overrides else config)
+    with _no_random_init():  # every tensor is loaded below (strict)
+        model = Zorro(config.replace(**overrides) if overrides else config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
