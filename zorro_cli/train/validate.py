@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from accelerate import Accelerator
 
-from ..evaluation.predict import autocast_dtype, contrastive_metrics, embed, head_metrics, predict
+from ..evaluation.predict import (
+    autocast_dtype,
+    contrastive_metrics,
+    embed,
+    embed_views,
+    head_metrics,
+    intra_metrics,
+    predict,
+)
 from .setup import RunSetup
 
 PLAIN = {"auto": None, "bar": False, "plain": True}
@@ -21,7 +29,9 @@ def validation_metrics(setup: RunSetup, acc: Accelerator) -> dict[str, float]:
     plain = PLAIN[r.log.progress]
     if model.heads is None:
         assert model.projectors is not None
-        emb = embed(model, setup.val_set, acc, bs, workers, dtype, "validate", plain)
-        return contrastive_metrics(emb, float(model.projectors.temperature))
+        tau = float(model.projectors.temperature)
+        if r.train.contrastive == "intra":
+            return intra_metrics(*embed_views(model, setup.val_set, acc, bs, workers, dtype), tau)
+        return contrastive_metrics(embed(model, setup.val_set, acc, bs, workers, dtype, "validate", plain), tau)
     targets, scores = predict(model, setup.val_set, acc, bs, setup.multilabel, workers, dtype, "validate", plain)
     return {f"{h}/{k}": v for h, m in head_metrics(targets, scores, setup.multilabel).items() for k, v in m.items()}
