@@ -1,2 +1,3 @@
-"""Evaluation library: predictions over a dataset (``predict``), metrics (``metrics``), the table and
-plots ``zorro evaluate`` shows (``report``, ``plots``), and model inputs from a media file (``inference``)."""
+"""Evaluation library: predictions over a dataset (``predict``), metrics (``metrics``), the tables and
+plots ``zorro evaluate`` and ``zorro predict`` show (``report``, ``plots``), model inputs from a media file
+(``inference``), the PyTorch and ONNX models predict runs (``runners``) and the files it is given (``files``)."""
