@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import atomic_path, copy_atomic, write_text_atomic
 from .cache import CacheError
 from .features import finish_moments
+from .folder import check_out, writing_into
 from .layout import (
     FAILURES,
     INDEX,
@@ -117,12 +118,19 @@ def merge_parts(parts: list[Path], out: Path) -> dict[str, Any]:
     Parts must share the fingerprint and plan; a part folder equal to ``out`` is used in place. Shards
     are hard-linked when possible, else copied (temporary name, then rename).
     """
+    check_out(out)
     metas = [(p, read_meta(p)) for p in parts] or [(out, read_meta(out))]
     first = metas[0][1]
     for p, m in metas[1:]:
         if (m["fingerprint"], m["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):
             raise CacheError(f"{p} was made with other settings or another manifest than {metas[0][0]}")
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_into(out):
+        return _merge_into(metas, out)
+
+
+def _merge_into(metas: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
+    """``merge_parts`` once ``out`` is locked: link or copy the parts' shards in, then finalize."""
+    first = metas[0][1]
     if (out / META).is_file():
         mine = read_meta(out)
         if (mine["fingerprint"], mine["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):

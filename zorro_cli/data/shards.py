@@ -3,6 +3,7 @@ and renames it into place when complete; ``shard_done`` says whether a finished 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import h5py
 import numpy as np
 
 from ..atomic import temporary_name
+from .folder import ensure_space
 from .layout import SCHEMA, json_bytes, shard_path
 from .pipeline import ClipFailure, ClipResult
 
@@ -41,6 +43,8 @@ class ShardWriter:
             self.failures.append([item.task.path, item.reason])
             return
         t = item.task
+        size = sum(map(len, item.frames or [])) + (0 if item.logmel is None else item.logmel.nbytes)
+        ensure_space(self.final.parent, size)  # before HDF5 can run into a full disk (see folder.py)
         rec: dict[str, Any] = {"clip_id": t.clip_id, "path": t.path, "split": t.split, "labels": list(t.labels),
                                "has_audio": item.logmel is not None, "has_video": item.frames is not None,
                                "duration_s": item.duration_s, "info": item.info,
@@ -89,7 +93,9 @@ class ShardWriter:
         os.replace(self.tmp, self.final)
 
     def abort(self) -> None:
-        self.f.close()
+        """Drop the unfinished shard (its file may not close cleanly after a failed write: disk full)."""
+        with contextlib.suppress(Exception):
+            self.f.close()
         self.tmp.unlink(missing_ok=True)
 
 
