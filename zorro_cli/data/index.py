@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path, copy_atomic, write_text_atomic
-from .cache import CacheError
+from .cache import CacheError, read_errors
 from .features import finish_moments
 from .folder import check_out, writing_into
 from .layout import (
@@ -88,7 +88,7 @@ def finalize(cache_dir: Path, timings: dict[str, float] | None = None) -> dict[s
             index, failures = csv.writer(ih), csv.writer(fh)
             index.writerow(INDEX_FIELDS)
             for k in range(plan["num_shards"]):
-                with h5py.File(shard_path(cache_dir, k), "r") as f:
+                with read_errors(shard_path(cache_dir, k)), h5py.File(shard_path(cache_dir, k), "r") as f:
                     if f.attrs["fingerprint"] != meta["fingerprint"]:
                         raise CacheError(f"{shard_path(cache_dir, k)} was made with other settings")
                     for i, rec in enumerate(read_json_dataset(f, "clips_json")):

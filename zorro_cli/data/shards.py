@@ -24,13 +24,16 @@ class ShardWriter:
         self.final = shard_path(cache_dir, k)
         self.tmp = temporary_name(self.final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.f = h5py.File(self.tmp, "w")
+        # libver "latest": checksummed metadata (superblock v3, object headers v2); with every dataset
+        # chunked under a Fletcher-32 checksum, HDF5 verifies each chunk it reads (see read_errors)
+        self.f = h5py.File(self.tmp, "w", libver="latest")
         self.f.attrs.update({"schema": SCHEMA, **attrs})
-        self.jpeg = self.f.create_dataset("jpeg", (0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 16,))
+        self.jpeg = self.f.create_dataset("jpeg", (0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 16,),
+                                          fletcher32=True)
         self.spans = self.f.create_dataset("frame_spans", (0, 2), dtype=np.int64, maxshape=(None, 2),
-                                           chunks=(1024, 2))
+                                           chunks=(1024, 2), fletcher32=True)
         self.mel = self.f.create_dataset("logmel", (n_mels, 0), dtype=np.float16, maxshape=(n_mels, None),
-                                         chunks=(n_mels, 1024))
+                                         chunks=(n_mels, 1024), fletcher32=True)
         self.records: list[dict[str, Any]] = []
         self.failures: list[list[str]] = []
         self.sum = np.zeros(n_mels, np.float64)
@@ -83,10 +86,9 @@ class ShardWriter:
 
     def close(self) -> None:
         """Write the records and moments, close, and rename the shard into place."""
-        self.f.create_dataset("clips_json", data=json_bytes(self.records))
-        self.f.create_dataset("failures_json", data=json_bytes(self.failures))
-        self.f.create_dataset("mel_sum", data=self.sum)
-        self.f.create_dataset("mel_sumsq", data=self.sumsq)
+        for name, data in (("clips_json", json_bytes(self.records)), ("failures_json", json_bytes(self.failures)),
+                           ("mel_sum", self.sum), ("mel_sumsq", self.sumsq)):
+            self.f.create_dataset(name, data=data, chunks=True, fletcher32=True)
         self.f.attrs["mel_count"] = self.count
         self.f.attrs["n_clips"] = len(self.records)
         self.f.close()
