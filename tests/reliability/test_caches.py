@@ -337,3 +337,20 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_15_a_corrupt_shard_met_in_a_dataloader_worker_is_still_one_line():
+    """torch re-raises a worker's error with the worker's traceback in its message; the CLI shows the
+    original one line."""
+    from torch._utils import ExceptionWrapper
+
+    from zorro_cli.cli import _one_line
+
+    try:
+        raise CacheError("c/shards/shard-00000.h5: corrupt or unreadable shard (filter failed)")
+    except CacheError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(CacheError) as err:
+        wrapped.reraise()
+    assert "Traceback" in str(err.value)
+    assert _one_line(err.value) == "c/shards/shard-00000.h5: corrupt or unreadable shard (filter failed)"
