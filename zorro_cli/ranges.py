@@ -19,7 +19,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Range:
     """``lo <= x <= hi`` (``<`` on a side marked open); None: unbounded on that side. ``optional``: the
-    value may be None (a null meaning "the default" or "none")."""
+    value may also be None (a null meaning "the preset's" or "none")."""
 
     lo: float | None = None
     hi: float | None = None
@@ -36,16 +36,14 @@ class Range:
         return above and below
 
     def text(self) -> str:
-        """The range as the user reads it: ``> 0``, ``>= 1``, ``in [0, 1)``, ``in [1, 4096]``."""
+        """The range as the user reads it: ``> 0``, ``>= 1``, ``in [0, 1)``, ``in [1, 2048]``."""
         if self.lo is not None and self.hi is not None:
-            text = f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
-        elif self.lo is not None:
-            text = f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
-        elif self.hi is not None:
-            text = f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
-        else:
-            text = "a finite number"
-        return text + (" (or null)" if self.optional else "")
+            return f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
+        return "a finite number"
 
 
 def _num(x: float) -> str:

@@ -19,7 +19,7 @@ MODALITIES: tuple[str, ...] = ("audio", "video")
 PREPROCESS_RANGES: dict[str, Range] = {
     "sample_rate": at_least(1, 768000), "n_mels": at_least(1, 1024), "window_ms": positive(1000),
     "hop_ms": positive(1000), "n_fft": at_least(1, 1 << 16, optional=True), "f_min": at_least(0),
-    "f_max": positive(optional=True), "log_offset": positive(), "fps": positive(1000), "short_side": at_least(1, 8192),
+    "f_max": positive(optional=True), "log_offset": positive(), "fps": positive(), "short_side": at_least(1, 8192),
     "jpeg_quality": at_least(1, 100), "max_seconds": positive(optional=True), "min_coverage": Range(0, 1, lo_open=True),
     "shard_size": at_least(1, 1 << 20), "decode_threads": at_least(1, 1024), "clip_timeout_s": positive(optional=True),
 }
@@ -115,9 +115,9 @@ class AugmentConfig:
 
     def problems(self) -> list[str]:
         """Every inconsistency, as ``key: what is wrong`` strings."""
-        out = range_problems(self, AUGMENT_RANGES)
+        out = []
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             out.append(f"crop_scale: expected 0 < lo <= hi <= 1, got {list(self.crop_scale)}")
         if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
             out.append(f"crop_ratio: expected 0 < lo <= hi, got {list(self.crop_ratio)}")
-        return out
+        return out + range_problems(self, AUGMENT_RANGES)
