@@ -234,6 +234,22 @@ def test_15_flipped_shard_bytes_are_detected_on_read(tmp_path, synth_dir):
         shard.write_bytes(original)
 
 
+def test_15_damaged_cache_files_are_one_line(tmp_path, synth_dir):
+    root, manifest = media_root(tmp_path, synth_dir, 1)
+    out = tmp_path / "c"
+    assert preprocess(manifest, root, out).exit_code == 0
+    for name, damage in (("summary.json", "{not json"), ("index.csv", "clip_id\nx\n"), ("cache.json", "[]")):
+        original = (out / name).read_bytes()
+        (out / name).write_text(damage)
+        with pytest.raises(CacheError, match=rf"^{out / name}: cannot be read") as err:
+            open_cache(out)
+        assert "\n" not in str(err.value)
+        (out / name).write_bytes(original)
+    (out / "cache.json").write_text("[]")  # preprocess again: not a cache any more, refused, kept
+    one_line(preprocess(manifest, root, out), 2, "is not a zorro cache")
+    assert (out / "cache.json").read_text() == "[]"
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_15_a_read_only_out_is_one_line(tmp_path, synth_dir):
     root, manifest = media_root(tmp_path, synth_dir, 1)

@@ -42,6 +42,17 @@ def read_errors(path: Path) -> Iterator[None]:
                          "(zorro preprocess ... --rebuild)") from None
 
 
+@contextmanager
+def _damaged(path: Path) -> Iterator[None]:
+    """A file of the cache that cannot be read as written is one line naming it, not a traceback."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise CacheError(f"{path}: cannot be read as this cache's ({reason}); rebuild the cache "
+                         "(zorro preprocess ... --rebuild)") from None
+
+
 class IndexRow(NamedTuple):
     """One row of ``index.csv`` (types restored)."""
 
@@ -182,14 +193,16 @@ class Cache:
         self.dir = Path(cache_dir)
         if not (self.dir / INDEX).is_file():
             raise CacheError(f"{self.dir} is not a finished cache (no {INDEX})")
-        meta = json.loads((self.dir / META).read_text())
-        summary = json.loads((self.dir / SUMMARY).read_text())
-        self.settings: dict[str, Any] = meta["settings"]
-        self.fingerprint: str = meta["fingerprint"]
-        self.label_names: list[str] = meta["label_names"]
-        self.multilabel: bool = meta["multilabel"]
-        self.stats: dict[str, Any] = summary.get("stats", {})
-        self.index: ClipIndex = read_index(self.dir / INDEX)
+        with _damaged(self.dir / META):
+            meta = json.loads((self.dir / META).read_text(encoding="utf-8"))
+            self.settings: dict[str, Any] = dict(meta["settings"])
+            self.fingerprint: str = str(meta["fingerprint"])
+            self.label_names: list[str] = list(meta["label_names"])
+            self.multilabel: bool = bool(meta["multilabel"])
+        with _damaged(self.dir / SUMMARY):
+            self.stats: dict[str, Any] = json.loads((self.dir / SUMMARY).read_text(encoding="utf-8")).get("stats", {})
+        with _damaged(self.dir / INDEX):
+            self.index: ClipIndex = read_index(self.dir / INDEX)
         self._files: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 

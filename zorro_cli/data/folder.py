@@ -30,12 +30,13 @@ _LOCK = re.compile(r"\.zorro-.*\.lock")
 
 
 def is_cache(out: Path) -> bool:
-    """Whether ``out/cache.json`` reads as a zorro cache's (a JSON object with a schema and fingerprint)."""
+    """Whether ``out/cache.json`` reads as a zorro cache's (a JSON object with its schema, fingerprint,
+    settings and plan)."""
     try:
         meta = json.loads((out / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and "schema" in meta and "fingerprint" in meta
+    return isinstance(meta, dict) and {"schema", "fingerprint", "settings", "plan"} <= set(meta)
 
 
 def check_out(out: Path) -> None:

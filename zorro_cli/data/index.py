@@ -39,7 +39,13 @@ def read_meta(cache_dir: Path) -> dict[str, Any]:
     path = cache_dir / META
     if not path.is_file():
         raise CacheError(f"{cache_dir} holds no {META} (not a preprocessing output)")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"{path}: cannot be read ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(meta, dict):
+        raise CacheError(f"{path}: expected a JSON object")
+    return meta
 
 
 def write_failures(path: Path, rows: list[tuple[str, str]] | list[list[str]]) -> None:
