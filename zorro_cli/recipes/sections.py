@@ -69,7 +69,7 @@ class ModelSection:
     proj_dim: int = 512  # [choice] contrastive projection width
     temperature: float = 0.08  # [paper] τ
     learn_temperature: bool = False  # [choice] τ fixed (the paper gives only its value)
-    attention: Literal["block", "dense"] = "block"
+    attention: Literal["block", "dense", "flex"] = "block"  # block-skipping SDPA; dense masked SDPA; FlexAttention
 
     def sizes(self) -> dict[str, Any]:
         """The size keys this section sets (the rest come from the preset)."""
