@@ -13,6 +13,7 @@ from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
+from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
 from ..evaluation.predict import head_metrics, predict
 from ..evaluation.report import print_table, write_plots
 from ..model.masks import has_unimodal_streams
@@ -50,6 +51,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     The clips are read as the checkpoint's :class:`ModelInputs` say (window lengths, frame stride, mel
     normalisation), with ``clips`` x ``crops`` views averaged per clip.
     """
+    check_flags(clips=clips, batch_size=batch_size)
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
@@ -71,6 +73,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
+    need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
+    check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")
     model.to(acc.device)
     targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
     if heads is not None:
