@@ -26,8 +26,17 @@ from torch import Tensor, nn
 
 from ..atomic import atomic_path, copy_atomic, write_text_atomic
 from ..errors import Failure, UsageError
+from ..evaluation.compat import check_model_config
 from ..model.masks import available_outputs, present_groups
-from ..model.pretrained import CONFIG, load_pretrained, read_model_config, resolve_model_path
+from ..model.pretrained import (
+    CHECKSUM,
+    CONFIG,
+    WEIGHTS,
+    load_pretrained,
+    read_model_config,
+    resolve_model_path,
+    weights_checksum,
+)
 from ..model.zorro import Zorro
 
 MODALITY_INPUTS = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
@@ -66,17 +75,20 @@ class ExportResult:
 
 
 def export_safetensors(checkpoint: str | Path, out: Path) -> ExportResult:
-    """Copy the weights and write a complete ``config.json`` into ``out``."""
+    """Load-check the weights (checksum, every tensor, the model they belong to), copy them and write a
+    complete ``config.json`` (with the copy's checksum) into ``out``."""
     weights = resolve_model_path(checkpoint)
     config, full = read_model_config(checkpoint)
+    load_pretrained(checkpoint)  # a truncated or altered file, or one that does not fit its config, stops here
     out.mkdir(parents=True, exist_ok=True)
-    copy_atomic(weights, out / "model.safetensors")
+    copy_atomic(weights, out / WEIGHTS)
     previous = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
-    full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights)}
+    full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights),
+            CHECKSUM: weights_checksum(out / WEIGHTS)}
     if "onnx" in previous:
         full["onnx"] = previous["onnx"]
     write_text_atomic(out / CONFIG, json.dumps(full, indent=2) + "\n")
-    return ExportResult(out / "model.safetensors", tuple(full.get("labels", [])))
+    return ExportResult(out / WEIGHTS, tuple(full.get("labels", [])))
 
 
 def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: float = 1e-4,
@@ -134,12 +146,19 @@ def run(*, checkpoint: str | Path, out: str | Path, fmt: str = "safetensors", mo
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     folder = Path(out)
-    if fmt == "safetensors":
-        res = export_safetensors(checkpoint, folder)
-        return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
-                "labels": len(res.outputs)}
-    model = load_pretrained(checkpoint)
-    res = export_onnx(model, modality, folder, extra_config=info)
+    try:
+        check_model_config(info, what=f"--checkpoint {checkpoint}")
+        if fmt == "safetensors":
+            res = export_safetensors(checkpoint, folder)
+            return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
+                    "labels": len(res.outputs)}
+        model = load_pretrained(checkpoint)
+    except UsageError:
+        raise  # WeightsError, a config that contradicts itself: each names the file
+    except ValueError as e:  # weights that do not fit their config
+        raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
+    base = {k: v for k, v in info.items() if k != CHECKSUM}  # no model.safetensors beside the ONNX files
+    res = export_onnx(model, modality, folder, extra_config=base)
     print(f"{res.path}: max |onnx - torch| = {res.max_abs_diff:.2e} over outputs {', '.join(res.outputs)}",
           file=sys.stderr)
     return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],

@@ -17,23 +17,24 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
-from safetensors.torch import load_file
 from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
-from ..model.pretrained import WEIGHTS
+from ..lockfile import hold_lock
+from ..model.pretrained import WEIGHTS, read_weights
 from ..model.zorro import Zorro
 from ..recipes import TrainSection
 from .checkpoint import (
     Position,
     load_rng,
     load_training_state,
+    nonfinite_tensors,
     resolve_resume,
     rng_state,
     save_checkpoint,
@@ -42,9 +43,10 @@ from .checkpoint import (
 from .objectives import ContrastiveObjective, SupervisedObjective
 from .optim import build_optimizer, lr_at, parameter_groups, set_lr
 from .reporting import RunLog
+from .runfolder import check_reuse, clean_stale
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
-from .task import TrainingFailed, TrainTask
+from .task import SetupError, TrainingFailed, TrainTask
 from .validate import validation_metrics
 
 __all__ = ["TrainTask", "TrainingFailed", "train"]
@@ -94,12 +96,24 @@ def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Ten
 
 
 def train(task: TrainTask) -> dict[str, Any]:
-    """Run (or resume) a training run; returns the summary printed for scripts."""
+    """Run (or resume) a training run; returns the summary printed for scripts.
+
+    The main process holds the run folder's lock for the whole run (a second training there is refused
+    in one line) and, under it, removes what a killed run left half-written (:mod:`.runfolder`)."""
     t = task.recipe.train
     set_seed(t.seed)  # the same initial weights on every process and in every run
     setup = build_setup(task)
     acc = make_accelerator(task, setup.find_unused)
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
+    with ExitStack() as stack:
+        if task.out_dir is not None and not task.dry_run and acc.is_main_process:
+            stack.enter_context(hold_lock(task.out_dir, what="run folder"))
+            clean_stale(task.out_dir)
+        return _train(task, setup, acc)
+
+
+def _train(task: TrainTask, setup: RunSetup, acc: Accelerator) -> dict[str, Any]:
+    t = task.recipe.train
     model: Zorro = setup.model
     objective = (ContrastiveObjective(model, t.contrastive) if task.mode == "pretrain"
                  else SupervisedObjective(model, setup.multilabel, t.head_weights))
@@ -107,21 +121,28 @@ def train(task: TrainTask) -> dict[str, Any]:
     pos = Position()
     ckpt = None if task.dry_run or task.out_dir is None else resolve_resume(task.out_dir, task.resume)
     if ckpt is not None:
-        model.load_state_dict(load_file(str(ckpt / WEIGHTS)))
+        model.load_state_dict(read_weights(ckpt / WEIGHTS))
         opt_state, pos = load_training_state(ckpt)
         optimizer.load_state_dict(opt_state)
+    if task.out_dir is not None and not task.dry_run:
+        check_reuse(task.out_dir, ckpt, pos.step)
     objective, optimizer = acc.prepare(objective, optimizer)
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)
+    global_batch = t.batch_size * acc.num_processes
+    if global_batch > len(setup.train_set):
+        raise SetupError(f"train.batch_size: {t.batch_size} x {acc.num_processes} process(es) is a global batch of "
+                         f"{global_batch}, more than the {len(setup.train_set)} training clips in --data "
+                         f"{task.data_dir}; lower train.batch_size")
     steps_per_epoch = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, 0, 0)\
         .batches_per_epoch() // t.accumulate
     if steps_per_epoch < 1:
-        raise TrainingFailed(f"{task.data_dir}: {len(setup.train_set)} clips give no full step of "
+        raise SetupError(f"--data {task.data_dir}: {len(setup.train_set)} training clips give no full step of "
                              f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
     total = t.max_steps or t.epochs * steps_per_epoch
     if task.dry_run:
         return _dry_run(setup, acc, objective)
-    log = RunLog(task, setup, acc, total, start_step=pos.step)
+    log = RunLog(task, setup, acc, total, start_step=pos.step, resumed_from=ckpt)
     negatives = t.batch_size * acc.num_processes - 1  # InfoNCE gathers every process's micro-batch
     if task.mode == "pretrain" and negatives < MIN_NEGATIVES:
         log.info(f"warning: {negatives} contrastive negatives per clip (train.batch_size {t.batch_size} x "
@@ -188,6 +209,11 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 pos: Position, log: RunLog) -> None:
+    bad = nonfinite_tensors(acc.unwrap_model(objective).named_parameters())
+    if acc.reduce(torch.tensor([float(len(bad))], device=acc.device), "sum").item() > 0:
+        raise TrainingFailed(
+            f"step {pos.step}: non-finite weights after the update ({', '.join(bad[:3]) or 'on another process'}"
+            f"{', ...' if len(bad) > 3 else ''}); not saved. Last good checkpoint: {log.last_checkpoint or 'none'}")
     state = acc.get_state_dict(objective)
     state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
     opt_state = optimizer.state_dict()
