@@ -107,8 +107,11 @@ def train(task: TrainTask) -> dict[str, Any]:
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
     with ExitStack() as stack:
         if task.out_dir is not None and not task.dry_run and acc.is_main_process:
-            stack.enter_context(hold_lock(task.out_dir, what="run folder"))
-            clean_stale(task.out_dir)
+            try:
+                stack.enter_context(hold_lock(task.out_dir, what="run folder"))
+                clean_stale(task.out_dir)
+            except OSError as e:  # a read-only or unreachable --out
+                raise SetupError(f"--out {task.out_dir}: cannot write there ({e.strerror or e})") from None
         return _train(task, setup, acc)
 
 
