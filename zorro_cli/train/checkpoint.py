@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -105,12 +106,19 @@ def pointer_target(link: Path) -> Path | None:
         return target if (target / "training_state.pt").is_file() else None
     if not (link / "training_state.pt").is_file():
         return None
-    try:
-        step = int(json.loads((link / "state.json").read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return link
-    twin = link.parent / f"step_{step:08d}"
+    twin = link.parent / f"step_{checkpoint_step(link):08d}"
     return twin if (twin / "training_state.pt").is_file() else link
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The step a checkpoint folder holds: its ``step_*`` name, else its ``state.json`` (-1 if neither)."""
+    found = step_of(ckpt)
+    if found is not None:
+        return found
+    try:
+        return int(json.loads((ckpt / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
 
 
 def _point(link: Path, target: Path) -> None:
@@ -176,16 +184,25 @@ def nonfinite_tensors(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
     return [k for (k, _), good in zip(items, ok, strict=True) if not good]
 
 
+def _load(path: Path) -> Any:
+    """``torch.load`` of a checkpoint file (tensors and plain containers only); a damaged file is one
+    :class:`ResumeError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise ResumeError(f"{path}: not a readable checkpoint file ({' '.join(str(e).split())[:200]})") from None
+
+
 def load_training_state(ckpt: Path) -> tuple[dict, Position]:
     """``(optimizer state, Position)`` of a checkpoint folder."""
-    blob = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=True)
+    blob = _load(ckpt / "training_state.pt")
     return blob["optimizer"], Position(**blob["position"])
 
 
 def load_rng(ckpt: Path, rank: int) -> dict[str, Any] | None:
     """This process's RNG states, or None when the checkpoint came from fewer processes."""
     path = ckpt / f"rng_rank{rank}.pt"
-    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    return _load(path) if path.is_file() else None
 
 
 def _auto(run_dir: Path) -> Path | None:

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from ..model.zorro import Zorro
 from ..recipes import TrainSection
 from .checkpoint import (
     Position,
+    checkpoint_step,
     load_rng,
     load_training_state,
     nonfinite_tensors,
@@ -98,37 +100,47 @@ def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Ten
 def train(task: TrainTask) -> dict[str, Any]:
     """Run (or resume) a training run; returns the summary printed for scripts.
 
-    The main process holds the run folder's lock for the whole run (a second training there is refused
-    in one line) and, under it, removes what a killed run left half-written (:mod:`.runfolder`)."""
+    A run folder is checked before anything is built (fast refusal), then again under its lock, which
+    the main process holds for the whole run (a second training there is refused in one line); under
+    the lock it removes what a killed run left half-written (:mod:`.runfolder`)."""
     t = task.recipe.train
+    writes = task.out_dir is not None and not task.dry_run
+    if writes:
+        _resume_point(task)
     set_seed(t.seed)  # the same initial weights on every process and in every run
     setup = build_setup(task)
     acc = make_accelerator(task, setup.find_unused)
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
     with ExitStack() as stack:
-        if task.out_dir is not None and not task.dry_run and acc.is_main_process:
+        if writes and acc.is_main_process:
+            assert task.out_dir is not None
             try:
                 stack.enter_context(hold_lock(task.out_dir, what="run folder"))
                 clean_stale(task.out_dir)
             except OSError as e:  # a read-only or unreachable --out
                 raise SetupError(f"--out {task.out_dir}: cannot write there ({e.strerror or e})") from None
-        return _train(task, setup, acc)
+        return _train(task, setup, acc, _resume_point(task) if writes else None)
 
 
-def _train(task: TrainTask, setup: RunSetup, acc: Accelerator) -> dict[str, Any]:
+def _resume_point(task: TrainTask) -> Path | None:
+    """The checkpoint to resume from (None: start at step 0), refusing to reuse a run folder wrongly."""
+    assert task.out_dir is not None
+    ckpt = resolve_resume(task.out_dir, task.resume)
+    check_reuse(task.out_dir, ckpt, 0 if ckpt is None else checkpoint_step(ckpt))
+    return ckpt
+
+
+def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None) -> dict[str, Any]:
     t = task.recipe.train
     model: Zorro = setup.model
     objective = (ContrastiveObjective(model, t.contrastive) if task.mode == "pretrain"
                  else SupervisedObjective(model, setup.multilabel, t.head_weights))
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
     pos = Position()
-    ckpt = None if task.dry_run or task.out_dir is None else resolve_resume(task.out_dir, task.resume)
     if ckpt is not None:
-        model.load_state_dict(read_weights(ckpt / WEIGHTS))
         opt_state, pos = load_training_state(ckpt)
+        model.load_state_dict(read_weights(ckpt / WEIGHTS))
         optimizer.load_state_dict(opt_state)
-    if task.out_dir is not None and not task.dry_run:
-        check_reuse(task.out_dir, ckpt, pos.step)
     objective, optimizer = acc.prepare(objective, optimizer)
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)
