@@ -314,6 +314,17 @@ def test_case14_disk_full_during_a_checkpoint(tiny_cache: Path, tmp_path: Path,
     monkeypatch.undo()
     code, _, err = finetune(tiny_cache, out, "train.max_steps=4", "train.checkpoint_every=2", "--resume", "auto")
     assert code == 0 and steps(out) == ["step_00000002", "step_00000004"], err
+    # the disk fills up while the metrics are written: one line too, the checkpoints as they were
+    from zorro_cli.train.reporting import RunLog
+
+    def full_metrics(self: RunLog, record: dict) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "metrics.jsonl"))
+
+    monkeypatch.setattr(RunLog, "_write", full_metrics)
+    before = snapshot(out)
+    refused(*finetune(tiny_cache, out, "train.max_steps=6", "--resume", "auto"), 1,
+            "metrics.jsonl: No space left on device", "Last good checkpoint", "step_00000004")
+    assert snapshot(out) == before
 
 
 # -- case 16 (checkpoint) -----------------------------------------------------------------------------------

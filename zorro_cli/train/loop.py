@@ -177,6 +177,10 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
                 _validate(setup, acc, pos, log)
             if pos.step % t.checkpoint_every == 0 or last:
                 _checkpoint(setup, acc, objective, optimizer, pos, log)
+    except OSError as e:  # disk full writing the records, a cache file gone unreadable, ...
+        where = f"{e.filename}: " if e.filename else ""
+        raise TrainingFailed(f"step {pos.step}: {where}{' '.join(str(e.strerror or e).split())}; stopped. "
+                             f"Last good checkpoint: {log.last_checkpoint or 'none'}") from None
     finally:
         log.close()
     return log.summary(pos)

@@ -17,6 +17,7 @@ summary for scripts goes to stdout as one JSON line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -162,7 +163,8 @@ class RunLog:
         if self.progress is not None:
             self.progress.stop()
         if self.main:
-            self.metrics.close()
+            with contextlib.suppress(OSError):  # a full disk already stopped the run: that error is reported
+                self.metrics.close()
             if self.tb is not None:
                 self.tb.close()
 
