@@ -9,6 +9,10 @@ unimodal path, no video computed) or ``model_video.onnx``; dynamic batch; one ou
 head: ``audio_logits``, ``video_logits``, ``fusion_logits``, ``global_logits`` (``<head>_embedding`` for a
 model without classifier heads; ONNX forbids an output sharing the input's name ``audio``).
 Every ONNX file is checked against PyTorch with onnxruntime on a random sample at export time.
+
+The source weights are verified (their recorded size and sha256, every tensor, the model they build)
+before anything is written; ``config.json`` records the size and sha256 of every file exported
+(``weights`` for ``model.safetensors``, ``onnx.<file>.sha256``).
 """
 
 from __future__ import annotations
@@ -129,9 +133,11 @@ def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: fl
 
 def _record_onnx(config_file: Path, base: dict[str, Any], name: str, inputs: list[str], outputs: list[str],
                  diff: float) -> None:
-    """Add one ONNX file's inputs/outputs to ``config.json`` (created from ``base`` when absent)."""
+    """Add one ONNX file's inputs/outputs, size and sha256 to ``config.json`` (created from ``base`` when absent)."""
     cfg = json.loads(config_file.read_text()) if config_file.is_file() else dict(base)
-    cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff}
+    digest = weights_checksum(config_file.parent / name)
+    cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff,
+                                        "bytes": digest["bytes"], "sha256": digest["sha256"]}
     write_text_atomic(config_file, json.dumps(cfg, indent=2) + "\n")
 
 
