@@ -4,7 +4,7 @@ Layout of a run directory's ``checkpoints/``::
 
     step_00000040/            one checkpoint (a model folder: load_pretrained() reads it)
         model.safetensors     weights (+ the model config in its metadata)
-        config.json           {"model": ZorroConfig, "labels": [...], "preprocessing": {...}}
+        config.json           {"model": ZorroConfig, "labels": [...], "preprocessing": {...}, "weights": {sha256}}
         training_state.pt     optimiser state, step/epoch/batch position, best metric
         rng_rank0.pt          torch / numpy / python RNG states of each process
         state.json            the same position in plain JSON, for people and scripts
@@ -12,8 +12,13 @@ Layout of a run directory's ``checkpoints/``::
     best -> step_00000020
 
 Each checkpoint is written into a temporary folder and renamed into place, so a run killed at any
-moment leaves only complete checkpoints. ``.pt`` files are read with ``torch.load(weights_only=True)``:
-nothing is unpickled beyond tensors and plain containers.
+moment leaves only complete checkpoints (the next run in the folder removes the temporaries). Only
+finite weights are saved (the loop checks them first); ``config.json`` records the weights' size and
+sha256. ``keep_last`` prunes by step number among the checkpoints up to the current step, never
+``best``. A run folder copied with ``cp -rL`` has folders for ``last`` / ``best``: they are read as the
+``step_*`` folder of their step (:func:`pointer_target`) and turned back into links at the next write.
+``.pt`` files are read with ``torch.load(weights_only=True)``: nothing is unpickled beyond tensors and
+plain containers.
 """
 
 from __future__ import annotations
