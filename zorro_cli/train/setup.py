@@ -50,13 +50,13 @@ def model_inputs(recipe: Recipe, cache: Cache) -> ModelInputs:
 
 
 def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str], mode: Literal["train", "eval"],
-                 inputs: ModelInputs) -> ClipDataset:
+                 inputs: ModelInputs, views: int = 1) -> ClipDataset:
     """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
-    training) augmentation."""
+    training) augmentation; ``views=2``: two augmented views per clip (intra-modal pre-training)."""
     train = mode == "train"
     return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
                           eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
-                          augment=recipe.data.augment if train else None)
+                          augment=recipe.data.augment if train else None, views=views)
 
 
 def unlabelled_clips(dataset: ClipDataset) -> list[str]:
@@ -106,6 +106,16 @@ def warm_start(model: Zorro, init: str) -> dict[str, Any]:
     return {"kind": "zorro", "loaded": len(keys["loaded"]), "skipped": keys["skipped"], "fresh": len(keys["fresh"])}
 
 
+def check_pretraining(recipe: Recipe, modalities: tuple[str, ...]) -> None:
+    """``av``/``av_fusion`` contrast audio with video, so they need both (``intra`` works on either alone:
+    every masking outputs o_A from audio and o_V from video)."""
+    variant = recipe.train.contrastive
+    if variant != "intra" and set(modalities) != {"audio", "video"}:
+        raise SetupError(f"train.contrastive: {variant!r} contrasts audio with video, but data.modalities is "
+                         f"{list(modalities)}; use train.contrastive=intra (two views of each clip) to pre-train "
+                         "on one modality")
+
+
 def build_setup(task: TrainTask) -> RunSetup:
     """Open the cache, build datasets and model, apply ``--init``."""
     from ..data.cache import open_cache
@@ -117,11 +127,17 @@ def build_setup(task: TrainTask) -> RunSetup:
         raise SetupError(f"--data {task.data_dir}: {e}") from None
     inputs = model_inputs(r, cache)
     modalities = inputs.modalities
-    train_set = make_dataset(cache, r, r.data.train_split, "train", inputs)
+    # Intra-modal pre-training reads two augmented views of each clip, in training and (seeded, epoch 0)
+    # in validation, where view 1 must retrieve view 2 among the val clips.
+    intra = task.mode == "pretrain" and r.train.contrastive == "intra"
+    if task.mode == "pretrain":
+        check_pretraining(r, inputs.modalities)
+    train_set = make_dataset(cache, r, r.data.train_split, "train", inputs, views=2 if intra else 1)
     if len(train_set) == 0:
         raise SetupError(f"--data {task.data_dir}: no clip of split {r.data.train_split!r} has "
                          f"{' and '.join(modalities)} (excluded: {train_set.excluded})")
-    val_set = make_dataset(cache, r, r.data.val_split, "eval", inputs) if r.data.val_split else None
+    val_set = (make_dataset(cache, r, r.data.val_split, "train" if intra else "eval", inputs, 2 if intra else 1)
+               if r.data.val_split else None)
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")
