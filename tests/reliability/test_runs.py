@@ -9,6 +9,7 @@ import errno
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,9 @@ def test_case01_run_folder_is_never_silently_reused(run: Path, tiny_cache: Path,
     before = snapshot(run)
     line = refused(*finetune(tiny_cache, run, "train.max_steps=4"), 2, "--resume auto", "fresh folder")
     assert "step_00000004" in line and snapshot(run) == before  # nothing written, nothing pruned
+    proc = subprocess.run([sys.executable, "-m", "zorro_cli.cli", "pretrain", "--recipe", "tiny", "--data",
+                           str(tiny_cache), "--out", str(run)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip() == line and proc.stdout == "", proc.stderr
     # a run killed after logging step 4 but before its checkpoint: `last` names step 2
     shutil.rmtree(run / "checkpoints" / "step_00000004")
     (run / "checkpoints" / "last").unlink()
