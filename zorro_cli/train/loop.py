@@ -132,6 +132,7 @@ def _resume_point(task: TrainTask) -> Path | None:
 
 
 def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None) -> dict[str, Any]:
+    """The run itself, from ``ckpt`` (or step 0): objective, optimiser, the loop, checkpoints, summary."""
     t = task.recipe.train
     model: Zorro = setup.model
     objective = _objective(task, setup)
@@ -153,7 +154,7 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
         .batches_per_epoch() // t.accumulate
     if steps_per_epoch < 1:
         raise SetupError(f"--data {task.data_dir}: {len(setup.train_set)} training clips give no full step of "
-                             f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
+                         f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
     total = t.max_steps or t.epochs * steps_per_epoch
     if task.dry_run:
         return _dry_run(setup, acc, objective)
