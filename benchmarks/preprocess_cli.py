@@ -4,7 +4,7 @@
                                         [--recipe audioset] [--out /tmp/zorro-bench-cli]
 
 Input: the shared real files that have both audio and video, each listed ``--repeat`` times under other
-names (symlinks). Side by side, interleaved, ``--rounds`` times, for 1 and 2 workers:
+names (hard links or copies). Side by side, interleaved, ``--rounds`` times, for 1 and 2 workers:
 - floor: a fresh pool of W processes decodes every frame of the same streams with PyAV, nothing else (no
   interpreter start-up: a pool of the benchmark process, forked from a warm forkserver);
 - CLI: ``python -m zorro_cli preprocess --recipe R --workers W ...`` in a fresh interpreter, timed from
@@ -42,8 +42,9 @@ def both_streams(media: Path) -> list[str]:
 
 
 def link_files(src: Path, names: list[str], dst: Path, repeat: int) -> list[str]:
-    """``repeat`` symlinked copies of ``names`` under ``dst/r<k>/``; relative paths."""
-    keep = dst / "_src"
+    """``repeat`` copies (hard links, else copies: preprocessing refuses links out of the media root) of
+    ``names`` under ``dst/r<k>/``; relative paths. The selection is gathered as symlinks beside ``dst``."""
+    keep = dst.parent / "selected"
     keep.mkdir(parents=True, exist_ok=True)
     for name in names:
         if not (keep / name).exists():

@@ -13,10 +13,13 @@ from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
+from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
+from ..evaluation.compat import check_cache
 from ..evaluation.predict import autocast_dtype, head_metrics, predict
 from ..evaluation.report import print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
+from ..train.setup import require_labels
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
 DEFAULT_WORKERS = 2  # outside a run folder (an export): DataLoader workers
@@ -74,6 +77,14 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     (clips per batch) default to the run's ``data.workers`` and ``eval.batch_size`` (2 and 16 outside a
     run folder); ``precision`` ``auto`` runs the model in the precision it trained in.
     """
+    if crops not in (1, 3):
+        raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
+    run_workers, run_batch = run_settings(checkpoint)
+    workers = workers if workers is not None else run_workers if run_workers is not None else DEFAULT_WORKERS
+    batch_size = batch_size or run_batch or DEFAULT_BATCH
+    check_flags(clips=clips, batch_size=batch_size)
+    if workers < 0:
+        raise UsageError(f"--workers: expected >= 0, got {workers}")
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
@@ -83,13 +94,9 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     if model.heads is None:
         raise UsageError(f"--checkpoint {checkpoint}: a model without classifier heads (pre-training); "
                          "fine-tune it first")
-    run_workers, run_batch = run_settings(checkpoint)
-    workers = workers if workers is not None else run_workers if run_workers is not None else DEFAULT_WORKERS
-    batch_size = batch_size or run_batch or DEFAULT_BATCH
-    if workers < 0 or batch_size < 1:
-        raise UsageError(f"--workers / --batch-size: expected >= 0 / >= 1, got {workers} / {batch_size}")
     cache = open_cache(data)
     c = model.config
+    check_cache(info, cache, what=f"--data {data}")
     if int(cache.settings["n_mels"]) != c.n_mels:
         raise UsageError(f"--data {data}: {cache.settings['n_mels']} mel bins, the model reads {c.n_mels}")
     if len(cache.label_names) != c.num_classes:
@@ -100,7 +107,10 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     if len(dataset) == 0:
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")
+    require_labels(dataset, f"--data {data} split {split!r}")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
+    need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
+    check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")
     model.to(acc.device)
     targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers, dtype)
     if heads is not None:
