@@ -78,6 +78,7 @@ class Request:
 
 
 def _check(modality: str, k: int, clips: int, crops: int, batch_size: int, workers: int) -> None:
+    """``UsageError`` naming the first flag out of range."""
     if modality not in MODALITIES:
         raise UsageError(f"--modality: expected one of {', '.join(MODALITIES)}, got {modality!r}")
     if crops not in (1, 3):
@@ -89,6 +90,7 @@ def _check(modality: str, k: int, clips: int, crops: int, batch_size: int, worke
 
 
 def _open(checkpoint: str | Path, runtime: str, precision: str) -> Runner:
+    """The model to predict with; ``UsageError`` for a path that holds none, or one without heads."""
     try:
         runner = open_runner(checkpoint, runtime, precision)
     except (FileNotFoundError, ValueError, OSError) as e:
@@ -99,7 +101,8 @@ def _open(checkpoint: str | Path, runtime: str, precision: str) -> Runner:
     return runner
 
 
-def _request(runner: Runner, checkpoint: str | Path, modality: str, clips: int, crops: int, k: int) -> Request:
+def _request(runner: Runner, modality: str, clips: int, crops: int, k: int) -> Request:
+    """What to compute, from the model's ``config.json`` and the flags."""
     info = runner.info
     inputs = ModelInputs.from_config(info)
     read = tuple(m for m in MODALITIES[modality] if m in inputs.modalities)
@@ -148,6 +151,7 @@ def _predict_batch(runner: Runner, req: Request, clips: list[ClipResult]) -> lis
 
 def _record(clip: ClipResult, present: tuple[str, ...], scores: dict[str, np.ndarray], req: Request,
             views: int) -> Record:
+    """A predicted file's record (a failed one when a head scored NaN or infinity)."""
     bad = [h for h, s in scores.items() if not np.isfinite(s).all()]
     if bad:
         return _failed(clip.task.path, f"non-finite scores from the {', '.join(bad)} head(s)")
@@ -174,7 +178,7 @@ def run(*, files: Sequence[str | Path], checkpoint: str | Path, modality: str = 
     if not paths:
         raise UsageError(f"FILE {' '.join(map(str, files))}: no media file found")
     runner = _open(checkpoint, runtime, precision)
-    req = _request(runner, checkpoint, modality, clips, crops, top_k)
+    req = _request(runner, modality, clips, crops, top_k)
     records: list[Record] = []
     decoded = _decoded(paths, runner, req, workers)
     while chunk := list(islice(decoded, batch_size)):
