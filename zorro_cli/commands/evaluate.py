@@ -13,6 +13,7 @@ from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
+from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
 from ..evaluation.compat import check_cache
 from ..evaluation.predict import head_metrics, predict
 from ..evaluation.report import print_table, write_plots
@@ -54,8 +55,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     """
     if crops not in (1, 3):
         raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
-    if clips < 1 or batch_size < 1:
-        raise UsageError(f"--clips and --batch-size: expected >= 1, got {clips} and {batch_size}")
+    check_flags(clips=clips, batch_size=batch_size)
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
@@ -79,6 +79,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
                          f"(excluded: {dataset.excluded})")
     require_labels(dataset, f"--data {data} split {split!r}")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
+    need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
+    check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")
     model.to(acc.device)
     targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
     if heads is not None:
