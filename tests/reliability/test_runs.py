@@ -173,7 +173,8 @@ def test_case02_run_folder_copied_with_links_followed(base_run: Path, tiny_cache
     subprocess.run(["cp", "-rL", str(base_run), str(broken)], check=True)
     shutil.rmtree(broken / "checkpoints" / "last")
     (broken / "checkpoints" / "last").mkdir()
-    refused(*finetune(tiny_cache, broken, "train.max_steps=6", "--resume", "auto"), 2, "not a checkpoint")
+    refused(*finetune(tiny_cache, broken, "train.max_steps=6", "--resume", "auto"), 2,
+            "does not name a checkpoint (no training_state.pt there)", "step_00000004: pass it to --resume")
 
 
 # -- case 3 -------------------------------------------------------------------------------------------------

@@ -223,7 +223,8 @@ def _auto(run_dir: Path) -> Path | None:
         return (steps[-1] if steps and own is not None and (step_of(steps[-1]) or 0) > own else target).resolve()
     if not steps and not last.is_symlink() and not last.exists():
         return None
-    state = "a dangling link" if last.is_symlink() else "not a checkpoint" if last.exists() else "missing"
+    state = ("missing" if not last.is_symlink() and not last.exists() else "a dangling link" if not last.exists()
+             else "no training_state.pt there")
     hint = f"; the newest checkpoint is {steps[-1]}: pass it to --resume" if steps else ""
     raise ResumeError(f"--resume auto: {last} does not name a checkpoint ({state}){hint}")
 
