@@ -159,15 +159,21 @@ def test_case01_pruning_goes_by_step_among_the_runs_own_checkpoints(tmp_path: Pa
 
 # -- case 2 -------------------------------------------------------------------------------------------------
 
-def test_case02_run_folder_copied_with_links_followed(base_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+def test_case02_run_folder_copied_with_links_followed(base_run: Path, run: Path, tiny_cache: Path,
+                                                      tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-rL", str(base_run), str(copy)], check=True)
     assert (copy / "checkpoints" / "last").is_dir() and not (copy / "checkpoints" / "last").is_symlink()
-    code, _, err = finetune(tiny_cache, copy, "train.max_steps=6", "train.checkpoint_every=2", "--resume", "auto")
+    more = ["train.max_steps=6", "train.checkpoint_every=2", "--resume", "auto"]
+    code, _, err = finetune(tiny_cache, copy, *more)
     assert code == 0, err
     assert "resumed from" in err and "at step 4" in err
     last = copy / "checkpoints" / "last"
     assert last.is_symlink() and last.resolve().name == "step_00000006" and logged_steps(copy) == [1, 2, 3, 4, 5, 6]
+    code, _, err = finetune(tiny_cache, run, *more)  # the original (links kept) resumed the same way
+    assert code == 0, err
+    ours, theirs = (load_file(str(r / "checkpoints" / "last" / "model.safetensors")) for r in (copy, run))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # the copy resumed exactly
     # a `last` that is a folder but no checkpoint: one line, not a restart
     broken = tmp_path / "broken"
     subprocess.run(["cp", "-rL", str(base_run), str(broken)], check=True)
