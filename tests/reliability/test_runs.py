@@ -142,6 +142,17 @@ def test_case01_run_folder_is_never_silently_reused(run: Path, tiny_cache: Path,
     assert snapshot(run) == before
 
 
+def test_case01_resume_never_mixes_two_histories(run: Path, base_run: Path, tiny_cache: Path) -> None:
+    before = snapshot(run)
+    older = run / "checkpoints" / "step_00000002"
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "--resume", older), 2,
+            "holds later checkpoints (step_00000004)", "--resume auto", "fresh folder")
+    other = base_run / "checkpoints" / "step_00000004"
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "--resume", other), 2,
+            "holds another run's checkpoints", "fresh folder")
+    assert snapshot(run) == before
+
+
 def test_case01_pruning_goes_by_step_among_the_runs_own_checkpoints(tmp_path: Path) -> None:
     from zorro_cli.model import build_model
     from zorro_cli.train.checkpoint import Position, rng_state, save_checkpoint
