@@ -362,3 +362,12 @@ def test_case16_half_written_checkpoints_removed_at_the_next_start(run: Path, ti
     assert code == 0, err
     assert not [p.name for p in [*root.iterdir(), *run.iterdir()] if ".tmp-" in p.name]
     assert steps(run) == ["step_00000004", "step_00000006"]
+
+
+# -- --resume with a recipe whose model differs (README: "--resume stops at loading") ----------------------
+
+def test_resume_with_another_model_is_one_line(run: Path, tiny_cache: Path) -> None:
+    before = snapshot(run)
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "model.fusion_tokens=2", "--resume", "auto"), 2,
+            "step_00000004: does not fit this model and recipe", "resume with the recipe it was trained with")
+    assert snapshot(run) == before
