@@ -14,7 +14,6 @@ checkpoint untouched.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
@@ -199,8 +198,14 @@ Batches = Iterator[tuple[int, dict[str, Any]]]
 
 def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, acc: Accelerator, batches: Batches,
                 pos: Position, t: TrainSection, total: int, log: RunLog) -> dict[str, float]:
-    """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere."""
-    sums: dict[str, float] = {}
+    """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere.
+
+    The host waits for the device once per update, not per micro-batch and metric: the losses and the
+    non-finite count stay on the device until one all-reduce, read before ``optimizer.step()``, so a
+    non-finite loss still stops the run before its update.
+    """
+    sums: dict[str, Tensor] = {}
+    nonfinite = torch.zeros(1, device=acc.device)
     clips, data_time, t0 = 0, 0.0, time.perf_counter()
     for i in range(t.accumulate):
         td = time.perf_counter()
@@ -210,27 +215,27 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
         sync = i == t.accumulate - 1
         with nullcontext() if sync else acc.no_sync(objective):
             out = _forward(objective, batch)
-            bad = acc.reduce(torch.tensor([0.0 if math.isfinite(out["loss"].item()) else 1.0], device=acc.device),
-                             "sum")
-            if bad.item() > 0:
-                raise TrainingFailed(
-                    f"step {pos.step + 1}: non-finite loss ({out['loss'].item()}) on {int(bad.item())} process(es); "
-                    f"stopped before the update. Last good checkpoint: {log.last_checkpoint or 'none'}")
+            nonfinite += (~torch.isfinite(out["loss"].detach())).float()
             acc.backward(out["loss"] / t.accumulate)
         for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) / t.accumulate
+            sums[k] = sums.get(k, 0.0) + v.detach().float() / t.accumulate
         clips += len(batch["index"])
         pos.batch_in_epoch = pos.batch_in_epoch + 1 if epoch == pos.epoch else 1
         pos.epoch = epoch
     if t.grad_clip > 0:
-        sums["grad_norm"] = float(acc.clip_grad_norm_(objective.parameters(), t.grad_clip))
+        sums["grad_norm"] = acc.clip_grad_norm_(objective.parameters(), t.grad_clip)
+    reduced = acc.reduce(torch.cat([nonfinite, torch.stack([v.reshape(()).to(acc.device) for v in sums.values()])]),
+                         "sum").tolist()  # the one host synchronisation of the update
+    means = {k: v / acc.num_processes for k, v in zip(sums, reduced[1:], strict=True)}
+    if reduced[0] > 0:
+        raise TrainingFailed(
+            f"step {pos.step + 1}: non-finite loss ({means['loss']}) in {int(reduced[0])} micro-batch(es); "
+            f"stopped before the update. Last good checkpoint: {log.last_checkpoint or 'none'}")
     lr = lr_at(pos.step, t.lr, t.warmup_steps, total, t.min_lr)
     set_lr(optimizer, lr)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - t0
-    means = {k: float(v) for k, v in zip(sums, acc.reduce(torch.tensor(list(sums.values()), device=acc.device),
-                                                            "mean").tolist(), strict=True)}
     return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
 
 
