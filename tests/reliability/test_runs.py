@@ -371,3 +371,15 @@ def test_resume_with_another_model_is_one_line(run: Path, tiny_cache: Path) -> N
     refused(*finetune(tiny_cache, run, "train.max_steps=6", "model.fusion_tokens=2", "--resume", "auto"), 2,
             "step_00000004: does not fit this model and recipe", "resume with the recipe it was trained with")
     assert snapshot(run) == before
+
+
+def test_case14_disk_full_during_an_export(base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    def full_disk(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sh, "copyfile", full_disk)
+    refused(*zorro("export", "--checkpoint", base_run, "--format", "safetensors", "--out", tmp_path / "x"), 1,
+            "No space left on device", str(tmp_path / "x"))
+    assert not [p.name for p in (tmp_path / "x").iterdir()]  # no half-written file left
