@@ -300,6 +300,9 @@ def test_case12_impossible_batch_and_crop_counts(base_run: Path, tiny_cache: Pat
             "global batch of 64", "16 training clips", "train.batch_size")
     refused(*zorro("evaluate", "--checkpoint", base_run, "--data", tiny_cache, "--crops", "2"), 2,
             "--crops: expected 1 or 3")
+    (tmp_path / "file").write_text("not a folder")
+    refused(*zorro("evaluate", "--checkpoint", base_run, "--data", tiny_cache, "--dump", tmp_path / "file" / "p.npz"),
+            1, "cannot write the results")
 
 
 # -- case 13 (training) -------------------------------------------------------------------------------------
