@@ -14,10 +14,12 @@ from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
 from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
+from ..evaluation.compat import check_cache
 from ..evaluation.predict import head_metrics, predict
 from ..evaluation.report import print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config
+from ..train.setup import require_labels
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
 
@@ -51,6 +53,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     The clips are read as the checkpoint's :class:`ModelInputs` say (window lengths, frame stride, mel
     normalisation), with ``clips`` x ``crops`` views averaged per clip.
     """
+    if crops not in (1, 3):
+        raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
     check_flags(clips=clips, batch_size=batch_size)
     try:
         _, info = read_model_config(checkpoint)
@@ -62,6 +66,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
                          "fine-tune it first")
     cache = open_cache(data)
     c = model.config
+    check_cache(info, cache, what=f"--data {data}")
     if int(cache.settings["n_mels"]) != c.n_mels:
         raise UsageError(f"--data {data}: {cache.settings['n_mels']} mel bins, the model reads {c.n_mels}")
     if len(cache.label_names) != c.num_classes:
@@ -72,6 +77,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     if len(dataset) == 0:
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")
+    require_labels(dataset, f"--data {data} split {split!r}")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
     need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
     check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")

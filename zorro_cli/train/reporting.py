@@ -3,9 +3,11 @@
 Run directory (main process only)::
 
     recipe.yaml      the resolved recipe (load it back with --recipe)
-    run.json         command line, versions, world size, start time, warm-start report
+    run.json         command line, versions, world size, start time, warm-start report of the latest
+                     invocation, and ``invocations``: every invocation (fresh start, each resume) in order
     metrics.jsonl    one JSON object per logged step ({"step", "loss", "loss/<head>", "lr", "clips_per_s",
-                     "data_time_s"}) and per validation ({"step", "val/<head>/<metric>"})
+                     "data_time_s"}) and per validation ({"step", "val/<head>/<metric>"}); a resumed run
+                     first drops the rows past its checkpoint's step, so no step is logged twice
     tb/              TensorBoard events, when tensorboard is installed and log.tensorboard is on
     checkpoints/     see train/checkpoint.py
 
@@ -15,6 +17,7 @@ summary for scripts goes to stdout as one JSON line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -39,6 +42,7 @@ from .. import __version__
 from ..atomic import write_text_atomic
 from ..recipes import dump_recipe
 from .checkpoint import Position
+from .runfolder import record_invocation, trim_metrics
 from .setup import RunSetup
 from .task import TrainTask
 
@@ -63,7 +67,8 @@ def pick_best_metric(configured: str | None, mode: str, multilabel: bool, heads:
 class RunLog:
     """Run-directory records, progress and metrics for one training run (quiet on non-main processes)."""
 
-    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int) -> None:
+    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int,
+                 resumed_from: Path | None = None) -> None:
         self.acc, self.task, self.total = acc, task, total
         self.main = acc.is_main_process
         assert task.out_dir is not None, "a run that writes needs a run directory"
@@ -73,7 +78,7 @@ class RunLog:
         heads = list(setup.model.output_names)
         self.best_key = pick_best_metric(task.recipe.train.best_metric, task.mode, setup.multilabel, heads)
         self.minimise = "loss" in self.best_key
-        self.last_checkpoint: Path | None = None
+        self.last_checkpoint: Path | None = resumed_from  # named when the run stops before its next one
         self.last_val: dict[str, float] = {}
         self._best_now = False
         self.progress: Progress | None = None
@@ -86,8 +91,10 @@ class RunLog:
         run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
                "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
                "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total}
-        write_text_atomic(self.out / "run.json", json.dumps(run, indent=2) + "\n")
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total, "start_step": start_step,
+               "resumed_from": None if resumed_from is None else str(resumed_from)}
+        record_invocation(self.out / "run.json", run)
+        dropped = trim_metrics(self.out / "metrics.jsonl", start_step)
         self.metrics = (self.out / "metrics.jsonl").open("a")
         if task.recipe.log.tensorboard:
             try:
@@ -103,6 +110,8 @@ class RunLog:
                                      console=self.console)
             self.progress.start()
             self.bar = self.progress.add_task(task.mode, total=total, completed=start_step, info="")
+        if dropped:
+            self.info(f"metrics.jsonl: dropped {dropped} row(s) past step {start_step}, where this run continues")
         self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
 
     def info(self, msg: str) -> None:
@@ -154,7 +163,8 @@ class RunLog:
         if self.progress is not None:
             self.progress.stop()
         if self.main:
-            self.metrics.close()
+            with contextlib.suppress(OSError):  # a full disk already stopped the run: that error is reported
+                self.metrics.close()
             if self.tb is not None:
                 self.tb.close()
 
