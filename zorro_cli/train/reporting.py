@@ -100,7 +100,8 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(self.out / "tb"))
+                # purge_step: events past the resumed step (a killed run's) are dropped, as in metrics.jsonl
+                self.tb = SummaryWriter(str(self.out / "tb"), purge_step=start_step + 1 if start_step else None)
             except ImportError:
                 self.tb = None
         style = task.recipe.log.progress
