@@ -67,6 +67,16 @@ def run_settings(checkpoint: str | Path) -> tuple[int | None, int | None]:
     return None, None
 
 
+def loader_settings(checkpoint: str | Path, workers: int | None, batch_size: int | None) -> tuple[int, int]:
+    """``(workers, batch_size)``: the flags where given, else the run's (:func:`run_settings`), else the
+    defaults for an export."""
+    run_workers, run_batch = run_settings(checkpoint)
+    workers = workers if workers is not None else run_workers if run_workers is not None else DEFAULT_WORKERS
+    if workers < 0:
+        raise UsageError(f"--workers: expected >= 0, got {workers}")
+    return workers, batch_size or run_batch or DEFAULT_BATCH
+
+
 def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modality: str = "all",
         missing: str | None = None, clips: int = 1, crops: int = 3, batch_size: int | None = None,
         dump: str | Path | None = None, plots: str | Path | None = None, workers: int | None = None,
@@ -80,12 +90,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     """
     if crops not in (1, 3):
         raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
-    run_workers, run_batch = run_settings(checkpoint)
-    workers = workers if workers is not None else run_workers if run_workers is not None else DEFAULT_WORKERS
-    batch_size = batch_size or run_batch or DEFAULT_BATCH
+    workers, batch_size = loader_settings(checkpoint, workers, batch_size)
     check_flags(clips=clips, batch_size=batch_size)
-    if workers < 0:
-        raise UsageError(f"--workers: expected >= 0, got {workers}")
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
