@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from preprocess import floor, make_media, warm_up  # noqa: E402
+from preprocess import floor, warm_up  # noqa: E402
 
 
 def both_streams(media: Path) -> list[str]:
@@ -42,14 +42,22 @@ def both_streams(media: Path) -> list[str]:
 
 
 def link_files(src: Path, names: list[str], dst: Path, repeat: int) -> list[str]:
-    """``repeat`` copies (hard links, else copies: preprocessing refuses links out of the media root) of
-    ``names`` under ``dst/r<k>/``; relative paths. The selection is gathered as symlinks beside ``dst``."""
-    keep = dst.parent / "selected"
-    keep.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if not (keep / name).exists():
-            (keep / name).symlink_to(src / name)
-    return make_media(keep, dst, repeat)
+    """``repeat`` copies of ``names`` under ``dst/r<k>/`` (hard links, else copies: preprocessing refuses
+    symbolic links out of the media root); relative paths."""
+    rel = []
+    for k in range(repeat):
+        (dst / f"r{k}").mkdir(parents=True, exist_ok=True)
+        for name in names:
+            target = dst / f"r{k}" / name
+            if target.is_symlink():
+                target.unlink()
+            if not target.exists():
+                try:
+                    os.link(src / name, target)
+                except OSError:
+                    shutil.copyfile(src / name, target)
+            rel.append(f"r{k}/{name}")
+    return rel
 
 
 def cli_run(manifest: Path, media: Path, out: Path, workers: int, recipe: str) -> tuple[float, dict]:
