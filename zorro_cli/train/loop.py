@@ -134,7 +134,8 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
     t = task.recipe.train
     model: Zorro = setup.model
     objective = _objective(task, setup)
-    optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
+    optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas,
+                                fused=acc.device.type == "cuda")
     pos = Position()
     if ckpt is not None:
         pos = restore(ckpt, model, optimizer)
