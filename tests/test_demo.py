@@ -127,7 +127,7 @@ def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path,
     out, _ = demo
     run = tmp_path / backbone
     finetune.run(recipe=load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400",
-                                             "data.val_split=null"]), data=out / "cache", out=run)
+                                             "data.val_holdout=0"]), data=out / "cache", out=run)
     heads = evaluate.run(checkpoint=str(run), data=str(out / "cache"))["heads"]
     assert set(heads) == {"audio", "video", "fusion", "global"}
     assert all(m["top1"] >= 0.5 for m in heads.values()), heads  # chance: 0.25

@@ -13,7 +13,6 @@ checkpoint untouched.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -45,6 +44,7 @@ from .reporting import RunLog
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
 from .task import TrainingFailed, TrainTask
+from .trackers import available_trackers
 from .validate import validation_metrics
 
 __all__ = ["TrainTask", "TrainingFailed", "train"]
@@ -59,8 +59,12 @@ def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     t = task.recipe.train
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
     cpu = t.cpu or not torch.cuda.is_available()
+    writes = not task.dry_run and task.out_dir is not None
+    log_with = available_trackers(task.recipe.log.trackers)[0] if writes else []
+    project = ProjectConfiguration(project_dir=str(task.out_dir), logging_dir=str(task.out_dir)) if log_with else None
     return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers,
-                       dynamo_backend="inductor" if t.compile else "no")
+                       dynamo_backend="inductor" if t.compile else "no", log_with=log_with or None,
+                       project_config=project)
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -183,7 +187,8 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
     elapsed = time.perf_counter() - t0
     means = {k: float(v) for k, v in zip(sums, acc.reduce(torch.tensor(list(sums.values()), device=acc.device),
                                                             "mean").tolist(), strict=True)}
-    return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
+    return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time,
+            "step_time_s": elapsed}
 
 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -219,6 +224,4 @@ def _dry_run(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module) -> d
     result = {"dry_run": True, "loss": float(out["loss"].detach()), "batch": shapes,
               "params": sum(p.numel() for p in setup.model.parameters()),
               "train_clips": len(setup.train_set), "excluded": setup.excluded}
-    if acc.is_main_process:
-        acc.print(json.dumps(result), flush=True)
-    return result
+    return result  # printed once, by the caller (zorro_cli.output.emit_result)

@@ -49,13 +49,24 @@ def model_inputs(recipe: Recipe, cache: Cache) -> ModelInputs:
 
 
 def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str], mode: Literal["train", "eval"],
-                 inputs: ModelInputs) -> ClipDataset:
+                 inputs: ModelInputs, holdout: tuple[float, bool] | None = None) -> ClipDataset:
     """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
-    training) augmentation."""
+    training) augmentation; ``holdout``: ``(fraction, held)`` of ``split`` (see ``data.val_holdout``)."""
     train = mode == "train"
     return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
                           eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
-                          augment=recipe.data.augment if train else None)
+                          augment=recipe.data.augment if train else None, holdout=holdout)
+
+
+def check_splits(cache: Cache, data_dir: Path | None, **wanted: str | list[str] | None) -> None:
+    """``SetupError`` naming the recipe key and the splits the cache has when a wanted split is absent."""
+    have = list(cache.index.split_names)
+    for key, value in wanted.items():
+        names = [value] if isinstance(value, str) else list(value or [])
+        absent = [n for n in names if n not in have]
+        if absent:
+            raise SetupError(f"data.{key}: no split {', '.join(map(repr, absent))} in the cache at {data_dir} "
+                             f"(it has {', '.join(have) or 'none'})")
 
 
 def build_model_config(recipe: Recipe, mode: Mode, n_mels: int, num_classes: int) -> ZorroConfig:
@@ -97,11 +108,15 @@ def build_setup(task: TrainTask) -> RunSetup:
         raise SetupError(f"--data {task.data_dir}: {e}") from None
     inputs = model_inputs(r, cache)
     modalities = inputs.modalities
-    train_set = make_dataset(cache, r, r.data.train_split, "train", inputs)
+    d = r.data
+    check_splits(cache, task.data_dir, train_split=d.train_split, val_split=d.val_split)
+    held = d.val_holdout if d.val_holdout > 0 else None
+    train_set = make_dataset(cache, r, d.train_split, "train", inputs, None if held is None else (held, False))
     if len(train_set) == 0:
-        raise SetupError(f"--data {task.data_dir}: no clip of split {r.data.train_split!r} has "
+        raise SetupError(f"--data {task.data_dir}: no clip of split {d.train_split!r} has "
                          f"{' and '.join(modalities)} (excluded: {train_set.excluded})")
-    val_set = make_dataset(cache, r, r.data.val_split, "eval", inputs) if r.data.val_split else None
+    val_set = (make_dataset(cache, r, d.train_split, "eval", inputs, (held, True)) if held is not None
+               else make_dataset(cache, r, d.val_split, "eval", inputs) if d.val_split else None)
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")
