@@ -5,6 +5,7 @@
 - :func:`stderr_console`: the console for humans. On a terminal it is rich's; off a terminal (nohup,
   clusters, CI) lines are never hard-wrapped at 80 columns, so ``grep`` finds a whole line.
 - :func:`say`: one line for a human on stderr (a choice made for the user, a hint).
+- :func:`fitted_table`: listings that fold rather than cut the names a user must type.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 STDOUT = "-"
 
@@ -57,3 +60,15 @@ def say(message: str) -> None:
     """One line for a human on stderr (main process only)."""
     if is_main_process():
         print(message, file=sys.stderr, flush=True)
+
+
+def fitted_table(title: str, columns: dict[str, int], no_wrap: tuple[str, ...]) -> Table:
+    """A table for 80 columns: the ``no_wrap`` columns (the names a user types: recipes, presets, keys) are
+    never cut or folded; the others share the rest of the width in the given ratios and wrap."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for col, ratio in columns.items():
+        if col in no_wrap:
+            table.add_column(col, no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(col, overflow="fold", ratio=ratio)
+    return table

@@ -101,7 +101,7 @@ class ClipDataset(Dataset):
         keep = index.in_splits(splits)
         if holdout is not None:
             rows = np.flatnonzero(keep)
-            held = holdout_mask([index.clip_id[i] for i in rows], holdout[0])
+            held = holdout_mask([index.clip_id[int(i)] for i in rows], holdout[0])
             keep[rows[held != holdout[1]]] = False
         no_audio = keep & ~index.has_audio if "audio" in self.modalities else np.zeros(len(index), bool)
         keep &= ~no_audio
