@@ -14,7 +14,7 @@ from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
 from ..evaluation.predict import head_metrics, predict
-from ..evaluation.report import print_table, write_plots
+from ..evaluation.report import condition, print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
 from ..output import say
@@ -103,6 +103,6 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
             np.savez_compressed(dump, **arrays)
         if plots:
             result["plots"] = write_plots(Path(plots), Path(checkpoint), targets, scores, cache.label_names,
-                                          cache.multilabel)
+                                          cache.multilabel, split, condition(read, missing))
         print_table(result)
     return result
