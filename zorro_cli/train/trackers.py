@@ -51,7 +51,8 @@ def init_kwargs(trackers: Sequence[str], run_dir: Path) -> dict[str, dict[str, A
 def point_mlflow_at(run_dir: Path, mode: str) -> None:
     """A local file store in ``run_dir/mlruns`` unless the user set ``MLFLOW_TRACKING_URI``; the experiment
     is ``zorro-<mode>`` unless ``MLFLOW_EXPERIMENT_NAME`` says otherwise (Accelerate reads that first)."""
-    os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", f"zorro-{mode}")
+    if not os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+        os.environ["MLFLOW_EXPERIMENT_NAME"] = f"zorro-{mode}"
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return
     import mlflow
