@@ -37,7 +37,7 @@ def test_holdout_and_val_split_together_are_refused() -> None:
 
     from zorro_cli.recipes import RecipeError
 
-    with pytest.raises(RecipeError, match="data.val_holdout: validation is either a held-out share"):
+    with pytest.raises(RecipeError, match=r"data\.val_holdout: validation is either a held-out share"):
         load_recipe("tiny", ["data.val_split=test"])
     with pytest.raises(RecipeError, match=r"data.val_holdout: expected in \[0, 1\), got 1.0"):
         load_recipe("tiny", ["data.val_holdout=1"])
