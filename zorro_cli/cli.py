@@ -97,6 +97,9 @@ OUT_OPT = typer.Option(None, "--out", help="Run directory to create (or resume).
 RESUME_OPT = typer.Option(None, "--resume", help="'auto' (continue the run in --out if any) or a checkpoint.")
 JSON_OPT = typer.Option(None, "--json", metavar="FILE|-",
                         help="Also write the result JSON to FILE ('-': stdout only; stdout always gets one line).")
+LISTING_JSON_OPT = typer.Option(None, "--json", metavar="FILE|-",
+                                help="The rows as one JSON line on stdout (the table moves to stderr), "
+                                     "and in FILE unless FILE is '-'.")
 PRINT_OPT = typer.Option(False, "--print-config", help="Print the resolved recipe and exit.")
 DRY_OPT = typer.Option(False, "--dry-run", help="Build everything, run one batch, write nothing.")
 
@@ -219,19 +222,22 @@ def demo(out: Path = typer.Option(Path("zorro-demo"), "--out", help="Folder for 
 
 
 @command()
-def recipes(name: str = typer.Argument(None, help="Show this recipe's keys, types, defaults and values.")) -> None:
-    """List the bundled recipes, or show one with every key."""
+def recipes(name: str = typer.Argument(None, help="Show this recipe's keys: value, type, default, comment."),
+            json_out: str = LISTING_JSON_OPT) -> None:
+    """List the bundled recipes, or show one with every key (a table; the rows as JSON with --json)."""
     from .commands import recipes as verb
 
-    _guard(lambda: verb.run(name=name))
+    listing = json_out is not None
+    _guard(lambda: verb.run(name=name, table_to_stderr=listing), json_out, echo=listing)
 
 
 @command()
-def models() -> None:
-    """List the model presets with their token counts and parameter counts."""
+def models(json_out: str = LISTING_JSON_OPT) -> None:
+    """List the model presets with their token counts and parameter counts (as JSON with --json)."""
     from .commands import models as verb
 
-    _guard(verb.run)
+    listing = json_out is not None
+    _guard(lambda: verb.run(table_to_stderr=listing), json_out, echo=listing)
 
 
 def main() -> None:

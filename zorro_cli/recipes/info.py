@@ -65,24 +65,31 @@ def _show(value: Any) -> str:
     return yaml.safe_dump(recipe_to_dict(value), default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def show_recipes(console: Console | None = None) -> None:
-    """One line per bundled recipe."""
+def show_recipes(console: Console | None = None) -> list[dict[str, Any]]:
+    """One line per bundled recipe; returns the rows (for ``--json``)."""
     table = fitted_table(f"bundled recipes ({RECIPE_DIR})", {"name": 0, "preset": 0, "inputs": 1, "description": 5},
-                   no_wrap=("name", "preset"))
+                         no_wrap=("name", "preset"))
+    listing = []
     for name in bundled_recipes():
         r = load_recipe(name)
+        listing.append({"name": name, "preset": r.model.preset, "inputs": list(r.data.modalities),
+                        "description": describe(name)})
         table.add_row(name, r.model.preset, "+".join(r.data.modalities), escape(describe(name)))
     (console or Console()).print(table)
+    return listing
 
 
-def show_recipe(name: str, console: Console | None = None) -> None:
+def show_recipe(name: str, console: Console | None = None) -> list[dict[str, Any]]:
     """Every key of one recipe: its value (bold, with the default, where the recipe changes it), type and the
-    recipe file's own comment on that key."""
+    recipe file's own comment on that key; returns the rows (for ``--json``)."""
     path = resolve_recipe_path(name)
     recipe = load_recipe(str(path))
     notes = key_comments(path.read_text(encoding="utf-8"))
     table = fitted_table(f"{path}", {"key": 0, "value  # comment": 5, "type": 2}, no_wrap=("key",))
+    listing = []
     for key, tp, dflt, value in rows(recipe, Recipe()):
+        listing.append({"key": key, "value": recipe_to_dict(value), "default": recipe_to_dict(dflt), "type": tp,
+                        "comment": notes.get(key, "")})
         shown = escape(_show(value))
         if value != dflt:
             shown = f"[bold]{shown}[/bold] (default {escape(_show(dflt))})"
@@ -90,3 +97,4 @@ def show_recipe(name: str, console: Console | None = None) -> None:
             shown += f"\n[dim]# {escape(notes[key])}[/dim]"
         table.add_row(key, shown, escape(tp))
     (console or Console()).print(table)
+    return listing
