@@ -98,6 +98,8 @@ def _mistakes(tmp: Path, cache: Path) -> list[tuple[list[str], str]]:
         ([], "--data is required"),
         ([*d, "--resume", str(tmp)], "not a checkpoint folder"),
         ([*d, "train.max_steps=-1"], "train.max_steps: expected >= 1, got -1"),
+        ([*d, "data.train_split=val"], "data.train_split: no split 'val' in the cache at"),
+        ([*d, "data.val_holdout=0", "data.val_split=[test, dev]"], "no split 'dev' in the cache at "),
     ]
 
 
