@@ -131,7 +131,7 @@ def training_curves_figure(rows: list[dict[str, float]], title: str = "") -> Fig
     ax.set_title("training loss (mean over each log window)", fontsize=9)
     if val:
         ax = axes[0][1]
-        main = ("/top1", "/mAP", "a2v_top1", "v2a_top1", "contrastive_loss")  # one line per head: its main metric
+        main = ("/top1", "/mAP", "a2v_top1", "v2a_top1")  # one line per head: its main metric (one scale, 0-1)
         keys = sorted({k for r in val for k in r if k.startswith("val/") and k.endswith(main)})
         _series(ax, val, keys, lambda k: k.removeprefix("val/"))
         ax.set_ylabel("validation")
