@@ -8,7 +8,10 @@ digits (scikit-learn's ``load_digits``) into MP4 files (``learning_data.py``); o
 writers' scans are held out as the test split. Everything runs through the CLI as a user would:
 ``zorro preprocess`` (the ``small`` recipe), ``zorro finetune --recipe small`` once per masking
 (``zorro``, ``independent``, ``bottleneck``, ``input_fusion``), ``zorro evaluate`` with both inputs and with
-each modality missing; then ``zorro pretrain`` (contrastive) followed by a fine-tune from it. In the same
+each modality missing; then ``zorro pretrain`` followed by a fine-tune from it, once audio-visual (``av``: o_A
+against o_V) and once unimodal (``intra``: two views of each clip, o_A against o_A', o_V against o_V'; the
+paper's "unimodal pre-training, then audio-visual fine-tuning"), both against the fine-tune from scratch
+(the ``zorro`` row). In the same
 run, a logistic regression on the same clips' evaluation windows (log-mel; pixels; both) is the linear
 baseline every head must beat.
 
@@ -41,6 +44,14 @@ MASKINGS = ("zorro", "independent", "bottleneck", "input_fusion")
 HEADS = ("audio", "video", "fusion", "global")
 CONDITIONS = (("both", None), ("video missing", "video"), ("audio missing", "audio"))
 BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
+# Pre-training runs: name -> (run folder, fine-tune folder, recipe overrides). ``intra`` needs two views that
+# differ, so its pre-training turns on SpecAugment and frequency jitter (off in ``small``'s fine-tunes).
+PRETRAININGS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "av": ("pretrain", "ft-from-pretrain", ()),
+    "intra": ("pretrain-intra", "ft-from-intra", (
+        "train.contrastive=intra", "data.augment.freq_masks=2", "data.augment.time_masks=2",
+        "data.augment.freq_jitter=0.1")),
+}
 K = TypeVar("K")
 
 
@@ -142,6 +153,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="Smoke run: 1 recording per digit and speaker, 4 steps.")
     p.add_argument("--maskings", nargs="+", default=list(MASKINGS), choices=MASKINGS)
     p.add_argument("--no-pretrain", action="store_true", help="Skip the pre-training comparison.")
+    p.add_argument("--pretrain", nargs="+", default=list(PRETRAININGS), choices=list(PRETRAININGS),
+                   help="Pre-training objectives to compare with fine-tuning from scratch.")
     p.add_argument("--readme", default=str(HERE / "README.md"), help="Where to write the tables ('' = nowhere).")
     p.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
     p.add_argument("--jobs", type=int, default=2, help="Trainings and evaluations run at a time (default 2).")
@@ -172,7 +185,7 @@ def main() -> int:
     print(f"linear baseline (test top-1): {linear}", flush=True)
 
     runs: dict[str, Path] = {m: work / "runs" / f"ft-{m}" for m in args.maskings}
-    pre = work / "runs" / "pretrain"
+    pretrainings = [] if args.no_pretrain else args.pretrain
 
     def train(verb: str, out: Path, *extra: str) -> Callable[[int], float]:
         def go(threads: int) -> float:
@@ -183,13 +196,16 @@ def main() -> int:
         return go
 
     jobs = {f"finetune {m}": train("finetune", run, f"model.masking={m}") for m, run in runs.items()}
-    if not args.no_pretrain:
-        jobs["pretrain"] = train("pretrain", pre, "data.val_split=null")
+    for kind in pretrainings:
+        folder, _, extra = PRETRAININGS[kind]
+        jobs[f"pretrain {kind}"] = train("pretrain", work / "runs" / folder, "data.val_split=null", *extra)
     times.update(run_parallel(jobs, args.jobs))
-    if not args.no_pretrain:
-        runs["pretrain → finetune"] = work / "runs" / "ft-from-pretrain"
-        times["finetune from pretrain"] = train("finetune", runs["pretrain → finetune"], "--init", str(pre))(
-            max(1, (os.cpu_count() or 1)))
+    then = {}
+    for kind in pretrainings:
+        folder, ft, _ = PRETRAININGS[kind]
+        runs[f"{kind} pretrain → finetune"] = work / "runs" / ft
+        then[f"finetune from {kind}"] = train("finetune", work / "runs" / ft, "--init", str(work / "runs" / folder))
+    times.update(run_parallel(then, args.jobs))
     print(f"trained: {json.dumps({k: round(v) for k, v in times.items()})}", flush=True)
 
     t = time.perf_counter()
@@ -227,6 +243,14 @@ def targets(table: dict, scores: dict, linear: dict[str, float]) -> list[str]:
         diff = float(np.abs(scores["zorro"]["both"]["audio"] - scores["zorro"]["video missing"]["audio"]).max())
         same = diff < 1e-4 and both["audio"] == table["zorro"]["video missing"]["audio"]
         out.append(f"{'met' if same else 'MISSED'}: zorro audio head with video missing: max |Δ score| {diff:.1e}")
+    for kind in PRETRAININGS:
+        name = f"{kind} pretrain → finetune"
+        if name in table and "zorro" in table:
+            pre, scratch = table[name]["both"], table["zorro"]["both"]
+            gain = {h: pre[h] - scratch[h] for h in HEADS if h in pre and h in scratch}
+            mean = sum(gain.values()) / len(gain)
+            out.append(f"{'met' if mean > 0 else 'MISSED'}: {kind} pre-training then fine-tuning vs from scratch: "
+                       + ", ".join(f"{h} {d:+.3f}" for h, d in gain.items()) + f" (mean {mean:+.3f})")
     if "input_fusion" in table:
         full, alone = table["input_fusion"]["both"], table["input_fusion"]["video missing"]
         diff = float(np.abs(scores["input_fusion"]["both"]["audio"]

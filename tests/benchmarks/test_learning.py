@@ -61,10 +61,12 @@ def test_rendered_digit_and_placed_speech() -> None:
 @pytest.mark.slow
 def test_quick_run_of_the_benchmark(tmp_path: Path, speech_dir: Path) -> None:
     proc = subprocess.run([sys.executable, str(BENCH / "learning.py"), "--quick", "--work", str(tmp_path),
-                           "--maskings", "zorro", "input_fusion", "--no-pretrain", "--readme", ""],
+                           "--maskings", "zorro", "input_fusion", "--pretrain", "intra", "--readme", ""],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout
     assert "**Masking ablation**" in out and "| zorro |" in out and "| input_fusion |" in out
     # the unimodal property holds even after a few steps; the targets on accuracy need the full run
     assert "met: zorro audio head with video missing" in out
+    assert "| intra pretrain → finetune |" in out  # unimodal pre-training, then the audio-visual fine-tune
+    assert "intra pre-training then fine-tuning vs from scratch" in out

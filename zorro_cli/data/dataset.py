@@ -61,7 +61,7 @@ class ClipDataset(Dataset):
                  mode: Literal["train", "eval"] = "train", modalities: Sequence[str] = ("audio", "video"),
                  audio_frames: int = 640, frames: int = 8, image_size: int | Sequence[int] = 224,
                  frame_stride: int = 1, seed: int = 0, eval_clips: int = 1, eval_crops: int = 3,
-                 augment: AugmentConfig | None = None, mel_norm: MelNorm = "global",
+                 augment: AugmentConfig | None = None, mel_norm: MelNorm = "global", views: int = 1,
                  holdout: tuple[float, bool] | None = None) -> None:
         self.cache = cache_dir if isinstance(cache_dir, Cache) else Cache(cache_dir)
         bad = [m for m in modalities if m not in ("audio", "video")]
@@ -70,6 +70,9 @@ class ClipDataset(Dataset):
                              f"eval_crops={eval_crops} (expected audio/video, train/eval, 1 or 3)")
         if min(audio_frames, frames, frame_stride, eval_clips) < 1:
             raise ValueError("audio_frames, frames, frame_stride and eval_clips must be >= 1")
+        if views not in (1, 2) or (views == 2 and mode != "train"):
+            raise ValueError(f"views={views}: expected 1, or 2 in train mode (two augmented views per clip)")
+        self.views = views
         self.mode, self.modalities = mode, tuple(modalities)
         self.audio_frames, self.frames, self.frame_stride = audio_frames, frames, frame_stride
         self.image_size = _pair(image_size)
@@ -86,13 +89,13 @@ class ClipDataset(Dataset):
     def from_inputs(cls, cache: str | Path | Cache, inputs: ModelInputs, split: str | Sequence[str] | None,
                     mode: Literal["train", "eval"], *, modalities: Sequence[str] | None = None, seed: int = 0,
                     eval_clips: int = 1, eval_crops: int = 3, augment: AugmentConfig | None = None,
-                    holdout: tuple[float, bool] | None = None) -> ClipDataset:
+                    views: int = 1, holdout: tuple[float, bool] | None = None) -> ClipDataset:
         """The clips a model with ``inputs`` reads (``modalities``: a subset of its modalities to read;
         ``holdout``: ``(fraction, held)``, only the held-out clips of ``split`` or only the others)."""
         return cls(cache, split=split, mode=mode, modalities=tuple(modalities or inputs.modalities),
                    audio_frames=inputs.audio_frames, frames=inputs.frames, image_size=inputs.image_size,
                    frame_stride=inputs.frame_stride, seed=seed, eval_clips=eval_clips, eval_crops=eval_crops,
-                   augment=augment, mel_norm=inputs.mel_norm, holdout=holdout)
+                   augment=augment, mel_norm=inputs.mel_norm, views=views, holdout=holdout)
 
     def _select(self, splits: set[str] | None, holdout: tuple[float, bool] | None) -> tuple[IndexView, dict[str, int]]:
         """The clips of ``splits`` (of its held-out part, or of the rest, per :func:`holdout_mask`) that
@@ -143,16 +146,18 @@ class ClipDataset(Dataset):
         row = self.rows[index]
         item: dict[str, Any] = {"label": self._label(row), "has_audio": "audio" in self.modalities,
                                 "has_video": "video" in self.modalities, "clip_id": row.clip_id, "index": index}
-        if self.mode == "train":
-            g = aug.item_generator(self.seed, epoch, index)
-            centers = [aug.random_center(row.duration_s, self._span(), g)]
-        else:
-            g = None
-            centers = aug.eval_centers(row.duration_s, self._span(), self.eval_clips)
-        if "audio" in self.modalities:
-            item["audio"] = self._audio(row, centers, g)
-        if "video" in self.modalities:
-            item["video"] = self._video(row, centers, g)
+        g = aug.item_generator(self.seed, epoch, index) if self.mode == "train" else None
+        # Training: ``views`` independent draws (window, crop, masks) from the clip's stream; the second
+        # (``audio2``/``video2``) is the positive of the first for unimodal contrastive pre-training.
+        for suffix in ("", "2")[:self.views]:
+            if g is not None:
+                centers = [aug.random_center(row.duration_s, self._span(), g)]
+            else:
+                centers = aug.eval_centers(row.duration_s, self._span(), self.eval_clips)
+            if "audio" in self.modalities:
+                item["audio" + suffix] = self._audio(row, centers, g)
+            if "video" in self.modalities:
+                item["video" + suffix] = self._video(row, centers, g)
         return item
 
     def _label(self, row: IndexRow) -> torch.Tensor:

@@ -18,7 +18,7 @@ from accelerate.utils import gather_object
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..model.losses import info_nce
+from ..model.losses import UNIMODAL, info_nce
 from ..model.zorro import Zorro
 from .metrics import compute_metrics
 
@@ -93,6 +93,37 @@ def contrastive_metrics(emb: dict[str, Tensor], temperature: float) -> dict[str,
     return {"contrastive_loss": float(info_nce(a, v, temperature, gather=False)),
             "a2v_top1": float((sim.argmax(1) == target).float().mean()),
             "v2a_top1": float((sim.argmax(0) == target).float().mean())}
+
+
+@torch.no_grad()
+def embed_views(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int,
+                workers: int = 0) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Unimodal embeddings of each clip's two views (a ``views=2`` dataset): ``({m: [N, P]}, {m: [N, P]})``."""
+    model.eval()
+    rows: list[tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]] = []
+    for batch in _loader(dataset, acc, batch_size, workers):
+        both = {m: torch.cat([batch[m], batch[m + "2"]]).to(acc.device) for m in UNIMODAL if m in batch}
+        feats = model.encode(**both)
+        proj = {m: p.float().cpu().numpy() for m, p in model.project({m: feats[m] for m in both}).items()}
+        n = len(batch["index"])
+        for i, idx in enumerate(batch["index"].tolist()):
+            rows.append((idx, {m: (p[i], p[n + i]) for m, p in proj.items()}))
+    ordered = _gather_in_order(acc, rows)
+    names = list(ordered[0]) if ordered else []
+    first = {m: torch.from_numpy(np.stack([r[m][0] for r in ordered])) for m in names}
+    second = {m: torch.from_numpy(np.stack([r[m][1] for r in ordered])) for m in names}
+    return first, second
+
+
+def intra_metrics(view1: dict[str, Tensor], view2: dict[str, Tensor], temperature: float) -> dict[str, float]:
+    """Two-view InfoNCE over the whole set (summed over modalities) and view-1 -> view-2 retrieval top-1."""
+    out: dict[str, float] = {"contrastive_loss": 0.0}
+    for m in view1:
+        a = torch.nn.functional.normalize(view1[m], dim=-1)
+        b = torch.nn.functional.normalize(view2[m], dim=-1)
+        out["contrastive_loss"] += float(info_nce(a, b, temperature, gather=False))
+        out[f"{m}_view_top1"] = float(((a @ b.T).argmax(1) == torch.arange(len(a))).float().mean())
+    return out
 
 
 def head_metrics(targets: np.ndarray, scores: dict[str, np.ndarray], multilabel: bool) -> dict[str, dict[str, float]]:

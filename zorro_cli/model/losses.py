@@ -11,6 +11,9 @@ Legend: B local batch, W processes, C classes, P projection width.
   whole batch.
 - :func:`contrastive_loss`: ``"av"`` contrasts o_A with o_V (the paper's main loss); ``"av_fusion"``
   (the paper's "equation 3") adds o_A<->o_F and o_V<->o_F.
+- :func:`intra_contrastive_loss`: ``"intra"``, unimodal self-supervised pre-training: two augmented views
+  of each clip, o_A of one view against o_A of the other (and o_V against o_V), SimCLR-style; it needs
+  only one modality, so audio-only and video-only data can pre-train the same model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-CONTRASTIVE_VARIANTS: tuple[str, ...] = ("av", "av_fusion")
+AV_VARIANTS: tuple[str, ...] = ("av", "av_fusion")  # between modalities: contrastive_loss
+CONTRASTIVE_VARIANTS: tuple[str, ...] = (*AV_VARIANTS, "intra")  # intra: intra_contrastive_loss
+UNIMODAL: tuple[str, ...] = ("audio", "video")
 
 
 def supervised_loss(logits: Mapping[str, Tensor], targets: Tensor, multilabel: bool,
@@ -82,8 +87,8 @@ def info_nce(a: Tensor, b: Tensor, temperature: Tensor | float, gather: bool = T
 def contrastive_loss(proj: Mapping[str, Tensor], temperature: Tensor | float, variant: str = "av",
                      gather: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
     """Audio-visual contrastive loss over projected outputs; returns ``(total, {pair: loss})``."""
-    if variant not in CONTRASTIVE_VARIANTS:
-        raise ValueError(f"unknown contrastive variant {variant!r}; expected one of {CONTRASTIVE_VARIANTS}")
+    if variant not in AV_VARIANTS:
+        raise ValueError(f"unknown audio-visual contrastive variant {variant!r}; expected one of {AV_VARIANTS}")
     pairs = [("audio", "video")]
     if variant == "av_fusion":
         pairs += [("audio", "fusion"), ("video", "fusion")]
@@ -91,4 +96,18 @@ def contrastive_loss(proj: Mapping[str, Tensor], temperature: Tensor | float, va
     if missing:
         raise ValueError(f"contrastive variant {variant!r} needs projections of {missing}")
     parts = {f"{x}_{y}": info_nce(proj[x], proj[y], temperature, gather) for x, y in pairs}
+    return torch.stack(list(parts.values())).sum(), parts
+
+
+def intra_contrastive_loss(view1: Mapping[str, Tensor], view2: Mapping[str, Tensor], temperature: Tensor | float,
+                           gather: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Unimodal two-view InfoNCE, summed over the modalities both views have: ``(total, {"audio_audio": ...})``.
+
+    Row i of ``view1[m]`` is the positive of row i of ``view2[m]`` (two views of one clip); the other view of
+    every other clip of the global batch is a negative (symmetric, as :func:`info_nce`).
+    """
+    names = [m for m in UNIMODAL if m in view1 and m in view2]
+    if not names:
+        raise ValueError(f"intra-modal contrastive loss needs audio or video projections, got {sorted(view1)}")
+    parts = {f"{m}_{m}": info_nce(view1[m], view2[m], temperature, gather) for m in names}
     return torch.stack(list(parts.values())).sum(), parts

@@ -145,7 +145,9 @@ class TrainSection:
     grad_clip: float = 1.0  # [choice] max global grad norm; 0 = off
     precision: Literal["no", "bf16", "fp16"] = "no"  # autocast precision (bf16 works on CPU too)
     seed: int = 0
-    contrastive: Literal["av", "av_fusion"] = "av"  # [paper] audio-visual contrastive; [choice] InfoNCE o_A-o_V, or "equation 3" (+ fusion)
+    # [paper] audio-visual contrastive; [choice] InfoNCE o_A-o_V, or "equation 3" (+ fusion); "intra": unimodal
+    # self-supervised pre-training (two views of each clip, o_A-o_A' and o_V-o_V'), for one-modality data
+    contrastive: Literal["av", "av_fusion", "intra"] = "av"
     head_weights: dict[str, float] = field(default_factory=lambda: {
         "audio": 1.0, "video": 1.0, "fusion": 1.0, "global": 1.0})  # [choice] one loss per head, summed
     checkpoint_every: int = 1000  # optimiser steps

@@ -38,7 +38,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .objectives import ContrastiveObjective, SupervisedObjective
+from .objectives import ContrastiveObjective, IntraContrastiveObjective, SupervisedObjective
 from .optim import build_optimizer, lr_at, parameter_groups, set_lr
 from .reporting import RunLog
 from .sampler import ShardedBatchSampler
@@ -94,7 +94,8 @@ def _micro_batches(setup: RunSetup, acc: Accelerator, pos: Position) -> Batches:
 
 
 def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
-    return objective(batch.get("audio"), batch.get("video"), batch.get("label"))
+    views = {k: batch[k] for k in ("audio2", "video2") if k in batch}  # intra-modal pre-training's second views
+    return objective(batch.get("audio"), batch.get("video"), batch.get("label"), **views)
 
 
 def train(task: TrainTask) -> dict[str, Any]:
@@ -105,8 +106,7 @@ def train(task: TrainTask) -> dict[str, Any]:
     acc = make_accelerator(task, setup.find_unused)
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
     model: Zorro = setup.model
-    objective = (ContrastiveObjective(model, t.contrastive) if task.mode == "pretrain"
-                 else SupervisedObjective(model, setup.multilabel, t.head_weights))
+    objective = _objective(task, setup)
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
     pos = Position()
     ckpt = None if task.dry_run or task.out_dir is None else resolve_resume(task.out_dir, task.resume)
@@ -148,6 +148,16 @@ def train(task: TrainTask) -> dict[str, Any]:
     finally:
         log.close()
     return log.summary(pos)
+
+
+def _objective(task: TrainTask, setup: RunSetup) -> torch.nn.Module:
+    """The module whose ``forward`` maps a batch to the loss: supervised, audio-visual or intra-modal contrastive."""
+    t = task.recipe.train
+    if task.mode == "finetune":
+        return SupervisedObjective(setup.model, setup.multilabel, t.head_weights)
+    if t.contrastive == "intra":
+        return IntraContrastiveObjective(setup.model)
+    return ContrastiveObjective(setup.model, t.contrastive)
 
 
 Batches = Iterator[tuple[int, dict[str, Any]]]

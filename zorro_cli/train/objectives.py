@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..model.losses import contrastive_loss, supervised_loss
+from ..model.losses import UNIMODAL, contrastive_loss, intra_contrastive_loss, supervised_loss
 from ..model.zorro import Zorro
 
 
@@ -28,6 +28,36 @@ class ContrastiveObjective(nn.Module):
         loss, parts = contrastive_loss(proj, self.model.projectors.temperature, self.variant)
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         negatives = torch.tensor(float(proj["audio"].shape[0] * world - 1))  # per clip, all processes
+        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
+
+
+class IntraContrastiveObjective(nn.Module):
+    """Unimodal self-supervised pre-training: two views of each clip, o_A against o_A and o_V against o_V.
+
+    Both views go through one forward pass (``[2B, ...]``); under the ``zorro`` masking o_A reads only audio
+    tokens and o_V only video tokens, so each modality's stream learns alone, and audio-only or video-only
+    data trains the same model.
+    """
+
+    def __init__(self, model: Zorro) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: Tensor | None, video: Tensor | None, labels: Tensor | None = None,
+                audio2: Tensor | None = None, video2: Tensor | None = None) -> dict[str, Tensor]:
+        if (audio is None) != (audio2 is None) or (video is None) != (video2 is None):
+            raise ValueError("intra-modal contrastive pre-training needs two views of every input (audio2/video2)")
+        both = {k: torch.cat([x, y]) for k, x, y in (("audio", audio, audio2), ("video", video, video2))
+                if x is not None and y is not None}  # {m: [2B, ...]}
+        feats = self.model.encode(**both)
+        proj = self.model.project({m: feats[m] for m in UNIMODAL if m in feats})  # {m: [2B, P]}
+        halves = {m: p.chunk(2) for m, p in proj.items()}
+        assert self.model.projectors is not None
+        loss, parts = intra_contrastive_loss({m: h[0] for m, h in halves.items()}, {m: h[1] for m, h in halves.items()},
+                                             self.model.projectors.temperature)
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        b = next(iter(halves.values()))[0].shape[0]
+        negatives = torch.tensor(float(b * world - 1))
         return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
 
 

@@ -49,13 +49,14 @@ def model_inputs(recipe: Recipe, cache: Cache) -> ModelInputs:
 
 
 def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str], mode: Literal["train", "eval"],
-                 inputs: ModelInputs, holdout: tuple[float, bool] | None = None) -> ClipDataset:
+                 inputs: ModelInputs, views: int = 1, holdout: tuple[float, bool] | None = None) -> ClipDataset:
     """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
-    training) augmentation; ``holdout``: ``(fraction, held)`` of ``split`` (see ``data.val_holdout``)."""
+    training) augmentation; ``views=2``: two augmented views per clip (intra-modal pre-training);
+    ``holdout``: ``(fraction, held)`` of ``split`` (see ``data.val_holdout``)."""
     train = mode == "train"
     return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
                           eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
-                          augment=recipe.data.augment if train else None, holdout=holdout)
+                          augment=recipe.data.augment if train else None, views=views, holdout=holdout)
 
 
 def check_splits(cache: Cache, data_dir: Path | None, **wanted: str | list[str] | None) -> None:
@@ -97,6 +98,16 @@ def warm_start(model: Zorro, init: str) -> dict[str, Any]:
     return {"kind": "zorro", "loaded": len(keys["loaded"]), "skipped": keys["skipped"], "fresh": len(keys["fresh"])}
 
 
+def check_pretraining(recipe: Recipe, modalities: tuple[str, ...]) -> None:
+    """``av``/``av_fusion`` contrast audio with video, so they need both (``intra`` works on either alone:
+    every masking outputs o_A from audio and o_V from video)."""
+    variant = recipe.train.contrastive
+    if variant != "intra" and set(modalities) != {"audio", "video"}:
+        raise SetupError(f"train.contrastive: {variant!r} contrasts audio with video, but data.modalities is "
+                         f"{list(modalities)}; use train.contrastive=intra (two views of each clip) to pre-train "
+                         "on one modality")
+
+
 def build_setup(task: TrainTask) -> RunSetup:
     """Open the cache, build datasets and model, apply ``--init``."""
     from ..data.cache import open_cache
@@ -111,12 +122,20 @@ def build_setup(task: TrainTask) -> RunSetup:
     d = r.data
     check_splits(cache, task.data_dir, train_split=d.train_split, val_split=d.val_split)
     held = d.val_holdout if d.val_holdout > 0 else None
-    train_set = make_dataset(cache, r, d.train_split, "train", inputs, None if held is None else (held, False))
+    # Intra-modal pre-training reads two augmented views of each clip, in training and (seeded, epoch 0)
+    # in validation, where view 1 must retrieve view 2 among the val clips.
+    intra = task.mode == "pretrain" and r.train.contrastive == "intra"
+    if task.mode == "pretrain":
+        check_pretraining(r, inputs.modalities)
+    n_views = 2 if intra else 1
+    train_set = make_dataset(cache, r, d.train_split, "train", inputs, n_views,
+                             None if held is None else (held, False))
     if len(train_set) == 0:
         raise SetupError(f"--data {task.data_dir}: no clip of split {d.train_split!r} has "
                          f"{' and '.join(modalities)} (excluded: {train_set.excluded})")
-    val_set = (make_dataset(cache, r, d.train_split, "eval", inputs, (held, True)) if held is not None
-               else make_dataset(cache, r, d.val_split, "eval", inputs) if d.val_split else None)
+    val_mode: Literal["train", "eval"] = "train" if intra else "eval"
+    val_set = (make_dataset(cache, r, d.train_split, val_mode, inputs, n_views, (held, True)) if held is not None
+               else make_dataset(cache, r, d.val_split, val_mode, inputs, n_views) if d.val_split else None)
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")

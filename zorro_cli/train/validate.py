@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accelerate import Accelerator
 
-from ..evaluation.predict import contrastive_metrics, embed, head_metrics, predict
+from ..evaluation.predict import contrastive_metrics, embed, embed_views, head_metrics, intra_metrics, predict
 from .setup import RunSetup
 
 
@@ -16,6 +16,8 @@ def validation_metrics(setup: RunSetup, acc: Accelerator) -> dict[str, float]:
     bs = setup.recipe.eval.batch_size
     if model.heads is None:
         assert model.projectors is not None
+        if setup.recipe.train.contrastive == "intra":
+            return intra_metrics(*embed_views(model, setup.val_set, acc, bs), float(model.projectors.temperature))
         return contrastive_metrics(embed(model, setup.val_set, acc, bs), float(model.projectors.temperature))
     targets, scores = predict(model, setup.val_set, acc, bs, setup.multilabel)
     return {f"{h}/{k}": v for h, m in head_metrics(targets, scores, setup.multilabel).items() for k, v in m.items()}
