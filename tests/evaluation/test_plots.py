@@ -12,9 +12,9 @@ import pytest
 from zorro_cli.evaluation import plots
 from zorro_cli.evaluation.report import condition, write_plots
 
-ROWS = [{"step": 1, "loss": 2.0, "loss/audio": 1.0}, {"step": 10, "loss": 1.5, "loss/audio": 0.8},
-        {"step": 30, "loss": 1.0, "loss/audio": 0.6},
-        {"step": 30, "val/audio/top1": 0.5, "val/global/top1": 0.75, "val/global/mean_class_acc": 0.7}]
+ROWS = [{"step": 1, "loss": 2.0, "loss/audio": 1.0}, {"step": 3, "loss": 1.5, "loss/audio": 0.8},
+        {"step": 6, "loss": 1.0, "loss/audio": 0.6},
+        {"step": 6, "val/audio/top1": 0.5, "val/global/top1": 0.75, "val/global/mean_class_acc": 0.7}]
 
 
 def test_one_validation_point_is_drawn_as_markers_on_integer_steps() -> None:
@@ -26,11 +26,16 @@ def test_one_validation_point_is_drawn_as_markers_on_integer_steps() -> None:
     assert [line.get_label() for line in train.get_lines()] == ["loss", "loss/audio"]
     assert [line.get_label() for line in val.get_lines()] == ["audio/top1", "global/top1"]  # main metric per head
     assert all(line.get_marker() == "o" and len(line.get_xdata()) == 1 for line in val.get_lines())
-    assert val.get_title() == "validation at step 30"
+    assert val.get_title() == "validation at step 6"
     fig.canvas.draw()
     for ax in (train, val):
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
-        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # (not 5.68 ... 6.32)
+    assert list(val.get_xticks()) == [6] and list(train.get_xticks()) == [1, 3, 6]
+    long = plots.training_curves_figure([{"step": s, "loss": 1.0} for s in range(1, 200, 7)])
+    assert long is not None
+    long.canvas.draw()
+    assert all(float(t).is_integer() for t in long.axes[0].get_xticks())
 
 
 def test_long_training_curves_have_no_markers() -> None:

@@ -105,13 +105,18 @@ def training_curves_png(metrics_jsonl: Path, path: Path, title: str = "") -> Pat
 
 def _series(ax: Axes, rows: list[dict[str, float]], keys: list[str], label: Callable[[str], str]) -> None:
     """One line per key against the step; markers where a series has few points (one point is a dot, not
-    nothing), integer step ticks."""
+    nothing); step ticks are whole steps: the steps themselves when there are few."""
+    steps: set[int] = set()
     for key in keys:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         x, y = zip(*pts, strict=True)
+        steps |= {int(v) for v in x}
         ax.plot(x, y, marker="o" if len(pts) <= 12 else None, label=label(key),
                 linewidth=1.5 if key == "loss" else 1.0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(steps) <= 8:  # (MaxNLocator falls back to fractions when a range holds few integers)
+        ax.set_xticks(sorted(steps))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
 

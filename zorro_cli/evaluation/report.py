@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from ..output import stderr_console
 from .metrics import confusion_matrix, per_class_average_precision
 
 
@@ -22,13 +23,15 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
     inputs = " + ".join(result["inputs"])
     title = (f"{result['split']}: {result['num_clips']} clips, {result['views']} view{'s' if result['views'] != 1 else ''} each, inputs {inputs}"
              + (f" (missing {result['missing']})" if result.get("missing") else ""))
-    table = Table(title=title)
+    table = Table()
     table.add_column("head")
     for m in metrics:
         table.add_column(m, justify="right")
     for head, values in heads.items():
         table.add_row(head, *(f"{values[m]:.4f}" for m in metrics))
-    (console or Console(stderr=True)).print(table)
+    out = console or stderr_console()
+    out.print(title, highlight=False, markup=False)
+    out.print(table)
 
 
 def _run_dir(checkpoint: Path) -> Path | None:
