@@ -30,7 +30,7 @@ from _common import count_flops, describe_machine, matmul_peak, sync, time_side_
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from zorro_cli.model import Zorro, ZorroConfig, build_model
-from zorro_cli.model.layers import block_plan, dense_plan, self_attention_rows
+from zorro_cli.model.layers import block_plan, dense_plan, flex_plan, self_attention_rows
 from zorro_cli.model.losses import contrastive_loss
 from zorro_cli.model.masks import MASKINGS, TokenLayout, self_attention_rules
 
@@ -73,6 +73,13 @@ def check_correctness(device: torch.device) -> list[str]:
         bf_out, bf_grad = outputs_and_grads(model, x, amp=True)
         r = {"block_vs_dense_fwd_fp32": rel(out, ref_out), "block_vs_dense_grad_fp32": rel(grad, ref_grad),
              "bf16_vs_fp32_fwd": rel(bf_out, out), "bf16_vs_fp32_grad": rel(bf_grad, grad)}
+        try:  # FlexAttention (model.attention: flex): its backward exists on CUDA only
+            model.set_attention("flex")
+            fx_out, fx_grad = outputs_and_grads(model, x, amp=False)
+            r |= {"flex_vs_dense_fwd_fp32": rel(fx_out, ref_out), "flex_vs_dense_grad_fp32": rel(fx_grad, ref_grad)}
+        except Exception as e:  # report it; the check goes on
+            RESULTS.setdefault("flex_errors", []).append(f"{masking}: {str(e).splitlines()[0][:200]}")
+        model.set_attention("block")
         with torch.no_grad():
             if masking in ("zorro", "independent"):
                 full = model.encode(audio=x["audio"], video=x["video"])
@@ -120,6 +127,25 @@ def check_kernels(device: torch.device, batch: int, reps: int) -> list[str]:
 
     fns: dict[str, Callable[[], None]] = {"dense (default)": step(dense, None), "block (default)": step(block, None)}
     rows, status = [], {}
+    flex = type(flex_plan(layout, plan_rows))(dense.mask)
+    try:  # one compiled FlexAttention kernel for the whole mask
+        with torch.no_grad():
+            status["flex"] = f"ok, rel err vs fp64 dense {rel(flex.attend(q, k, v).float(), ref):.1e}"
+        step(flex, None)()
+        fns["flex (compiled)"] = step(flex, None)
+    except Exception as e:  # report it; the check goes on
+        status["flex"] = "unavailable: " + str(e).splitlines()[0][:90]
+
+    class Unmasked:  # the target: the Zorro mask should cost no more than unmasked flash over the same tokens
+        @staticmethod
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    try:
+        step(Unmasked, SDPBackend.FLASH_ATTENTION)()
+        fns["unmasked (flash)"] = step(Unmasked, SDPBackend.FLASH_ATTENTION)
+    except RuntimeError as e:
+        status["unmasked flash"] = "unavailable: " + str(e).splitlines()[0][:90]
     for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION),
                           ("cudnn", SDPBackend.CUDNN_ATTENTION), ("math", SDPBackend.MATH)):
         try:
@@ -134,7 +160,7 @@ def check_kernels(device: torch.device, batch: int, reps: int) -> list[str]:
     RESULTS["kernels"] = {"batch": batch, "ms": {k: v * 1e3 for k, v in t.items()}, "status": status}
     rows.append(f"block-skipping attention at paper shapes (1896 tokens, 12x64), bf16, batch {batch}, fwd+bwd:")
     for name, s in status.items():
-        rows.append(f"  SDPA backend {name:9s}: {s}")
+        rows.append(f"  {name:22s}: {s}")
     for name, sec in t.items():
         rows.append(f"  {name:18s} {sec * 1e3:8.2f} ms   {t['dense (default)'] / sec:5.2f}x vs dense")
     return rows

@@ -7,7 +7,7 @@
 2. ``zorro preprocess`` (paper-scale settings of recipes/audioset.yaml, whole files, no cap) with 1 and
    2 workers, end to end: plan, pool start, decode, resize, JPEG, resample, log-mel, HDF5, index. (It
    leaves non-reference frames that no output slot shows undecoded; the floor decodes every frame.)
-   The real files are listed ``--repeat`` times (symlinked under distinct names) so fixed costs weigh less.
+   The real files are listed ``--repeat`` times (hard-linked under distinct names) so fixed costs weigh less.
 3. Cache read with training augmentation at paper shapes (8 x 224^2 frames, 128 x 640 log-mel), 1
    DataLoader worker, batch 8.
 4. Bytes per 10-s clip (JPEG frames + float16 log-mel) of the paper-scale cache.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import shutil
 import statistics
 import sys
@@ -73,15 +74,21 @@ def floor(paths: list[str], workers: int) -> float:
 
 
 def make_media(src: Path, dst: Path, repeat: int) -> list[str]:
-    """``repeat`` symlinked copies of every file in ``src`` under ``dst/r<k>/``; relative paths."""
+    """``repeat`` hard-linked (else copied) copies of every file in ``src`` under ``dst/r<k>/``; relative
+    paths. Not symbolic links: those lead out of the media root, and preprocessing refuses them."""
     names = sorted(p.name for p in src.iterdir() if p.suffix not in (".csv", ".tsv"))
     rel = []
     for k in range(repeat):
         (dst / f"r{k}").mkdir(parents=True, exist_ok=True)
         for name in names:
             link = dst / f"r{k}" / name
+            if link.is_symlink():  # made by an earlier version of this script
+                link.unlink()
             if not link.exists():
-                link.symlink_to(src / name)
+                try:
+                    os.link(src / name, link)
+                except OSError:
+                    shutil.copyfile(src / name, link)
             rel.append(f"r{k}/{name}")
     return rel
 

@@ -45,6 +45,11 @@ def test_demo_heads_are_well_above_chance_and_everything_is_written(demo: tuple[
     assert {"labels", "preprocessing", "model", "onnx"} <= set(cfg)
     assert {"sample_rate", "n_mels", "hop_length", "fps", "mel_mean", "mel_std"} <= set(cfg["preprocessing"])
     assert cfg["onnx"]["model_audio.onnx"]["inputs"] == ["audio"]
+    # every weights file written carries its checksum, checked by every reader
+    from zorro_cli.model.pretrained import weights_checksum
+
+    assert cfg["weights"] == weights_checksum(out / "export" / "model.safetensors")
+    assert cfg["onnx"]["model_audio.onnx"]["sha256"] == weights_checksum(out / "export" / "model_audio.onnx")["sha256"]
 
 
 def _scores(ckpt: Path, cache: Path, tmp: Path, name: str, **kw: str) -> dict[str, np.ndarray]:

@@ -70,7 +70,10 @@ def _guard(fn: Callable[[], object], json_out: str | None = None, echo: bool = T
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = str(e)
+    if "\nOriginal Traceback" in text:  # re-raised from a DataLoader worker: the original's own message
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    text = " ".join(text.split()) or type(e).__name__
     return text if not isinstance(e, FileNotFoundError) or e.filename is None else f"{e.filename}: no such file"
 
 

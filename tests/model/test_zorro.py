@@ -132,21 +132,26 @@ def test_unimodal_path_runs_only_the_audio_tokens(backbone: str) -> None:
     assert seen == [{"audio": n_audio}, {"audio": n_audio, "fusion": 4, "video": n_video}]
 
 
+@pytest.mark.parametrize("impl", ["block", "flex"])
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("masking", MASKINGS)
-def test_block_skipping_attention_equals_dense_masked_attention(masking: str, backbone: str) -> None:
+def test_block_skipping_attention_equals_dense_masked_attention(masking: str, backbone: str, impl: str) -> None:
+    """``block`` (one SDPA per allowed block) and ``flex`` (FlexAttention) against the dense reference."""
     torch.manual_seed(0)
-    block = build_model(TINY[backbone], masking=masking, num_classes=5, drop_path=0.0)
+    block = build_model(TINY[backbone], masking=masking, num_classes=5, drop_path=0.0, attention=impl)
     dense = build_model(TINY[backbone], masking=masking, num_classes=5, attention="dense")
     dense.load_state_dict(block.state_dict())
     x = inputs(block)
     for given in ({"audio": x["audio"], "video": x["video"]}, {"audio": x["audio"]}, {"video": x["video"]}):
-        out_b, out_d = block(**given), dense(**given)
+        grad = impl != "flex"  # PyTorch has no FlexAttention backward on CPU: for flex the forward is compared
+        with torch.set_grad_enabled(grad):
+            out_b, out_d = block(**given), dense(**given)
         assert set(out_b) == set(out_d)
         for k in out_b:
             torch.testing.assert_close(out_b[k], out_d[k], atol=1e-5, rtol=0)
-        sum(v.sum() for v in out_b.values()).backward()
-        sum(v.sum() for v in out_d.values()).backward()
+        if grad:
+            sum(v.sum() for v in out_b.values()).backward()
+            sum(v.sum() for v in out_d.values()).backward()
     gd = dict(dense.named_parameters())
     for name, p in block.named_parameters():
         if p.grad is None:
@@ -240,7 +245,7 @@ def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cros
     assert attn.folds(4) and not attn.folds(12)
     layout = TokenLayout(audio=5, fusion=2, video=7)
     rows = [(0, 1, ["audio"]), (1, 2, ["video"]), (2, 3, ["fusion"]), (3, 4, ["audio", "fusion", "video"])]
-    build = {"block": layers.block_plan, "dense": layers.dense_plan}[impl]
+    build = layers.PLAN_BUILDERS[impl]
     plan, folded = build(layout, rows), build(layout, [(i * 4, j * 4, g) for i, j, g in rows])
     queries, x = torch.randn(3, 4, 48, requires_grad=True), torch.randn(3, 14, 48, requires_grad=True)
     results, kv_calls = [], []
@@ -265,3 +270,26 @@ def test_read_out_with_projections_folded_into_the_queries_equals_the_plain_cros
         a = attn(queries, x.detach(), folded, True)[:, 0]
         b = attn(queries, x2_, folded, True)[:, 0]
     assert torch.equal(a, b)
+
+
+def test_flex_plan_uses_flex_attention_for_inference_and_the_dense_path_for_cpu_gradients(monkeypatch) -> None:
+    """On CPU, FlexAttention has no backward: a FlexPlan that needs a gradient runs the dense reference."""
+    import torch.nn.attention.flex_attention as fa
+
+    from zorro_cli.model import layers
+    from zorro_cli.model.masks import TokenLayout
+
+    calls: list[int] = []
+    real = fa.create_block_mask
+    monkeypatch.setattr(fa, "create_block_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layout = TokenLayout(audio=5, fusion=2, video=7)
+    rows = [(0, 5, ["audio"]), (5, 7, ["audio", "fusion", "video"]), (7, 14, ["video"])]
+    flex, dense = layers.flex_plan(layout, rows), layers.dense_plan(layout, rows)
+    q, k, v = (torch.randn(2, 3, 14, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    with torch.no_grad():
+        torch.testing.assert_close(flex.attend(q, k, v), dense.attend(q, k, v), atol=1e-6, rtol=0)
+    assert calls == [1]
+    q.requires_grad_(True)
+    out = flex.attend(q, k, v)
+    out.sum().backward()
+    assert calls == [1] and q.grad is not None  # the dense path, with its gradient

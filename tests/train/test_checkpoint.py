@@ -11,6 +11,7 @@ import torch
 from zorro_cli.model import build_model, load_pretrained
 from zorro_cli.train.checkpoint import (
     Position,
+    ResumeError,
     load_rng,
     load_training_state,
     resolve_resume,
@@ -42,7 +43,7 @@ def test_retention_keeps_last_n_and_best(tmp_path) -> None:
     assert load_pretrained(tmp_path).config == model.config  # a run dir resolves to checkpoints/best
     assert resolve_resume(tmp_path, "auto") == (root / "step_00000040").resolve()
     assert resolve_resume(tmp_path / "fresh", "auto") is None
-    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+    with pytest.raises(ResumeError, match="not a checkpoint folder"):
         resolve_resume(tmp_path, str(tmp_path / "nowhere"))
 
 

@@ -239,7 +239,7 @@ def test_unimodal_run_initialises_a_multimodal_finetune(tmp_path: Path, tiny_cac
 
 
 def test_tensorboard_events_carry_the_logged_metrics(tmp_path: Path, tiny_cache: Path) -> None:
-    """``log.tensorboard``: the run's ``tb/`` events hold the same scalars, at the same steps, as
+    """``log.trackers: [tensorboard]``: the run's ``tb/`` events hold the same scalars, at the same steps, as
     ``metrics.jsonl`` (tensorboard comes with the ``test`` extra)."""
     pytest.importorskip("tensorboard", reason="tensorboard is installed by the test extra")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -13,11 +13,14 @@ from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
 from ..errors import UsageError
+from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
+from ..evaluation.compat import check_cache
 from ..evaluation.predict import head_metrics, predict
 from ..evaluation.report import condition, print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
 from ..output import say
+from ..train.setup import require_labels
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
 
@@ -59,6 +62,9 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     The clips are read as the checkpoint's :class:`ModelInputs` say (window lengths, frame stride, mel
     normalisation), with ``clips`` x ``crops`` views averaged per clip.
     """
+    if crops not in (1, 3):
+        raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
+    check_flags(clips=clips, batch_size=batch_size)
     try:
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
@@ -70,6 +76,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
                          "fine-tune it first")
     cache = open_cache(data)
     c = model.config
+    check_cache(info, cache, what=f"--data {data}")
     if int(cache.settings["n_mels"]) != c.n_mels:
         raise UsageError(f"--data {data}: {cache.settings['n_mels']} mel bins, the model reads {c.n_mels}")
     if len(cache.label_names) != c.num_classes:
@@ -83,9 +90,12 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     if len(dataset) == 0:
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")
+    require_labels(dataset, f"--data {data} split {split!r}")
     if used != Path(checkpoint):
         say(f"evaluating {used} ({used.resolve().name}) of run {checkpoint}")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
+    need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
+    check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")
     model.to(acc.device)
     targets, scores = predict(model, dataset, acc, batch_size, cache.multilabel, workers)
     if heads is not None:

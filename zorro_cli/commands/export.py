@@ -9,6 +9,10 @@ unimodal path, no video computed) or ``model_video.onnx``; dynamic batch; one ou
 head: ``audio_logits``, ``video_logits``, ``fusion_logits``, ``global_logits`` (``<head>_embedding`` for a
 model without classifier heads; ONNX forbids an output sharing the input's name ``audio``).
 Every ONNX file is checked against PyTorch with onnxruntime on a random sample at export time.
+
+The source weights are verified (their recorded size and sha256, every tensor, the model they build)
+before anything is written; ``config.json`` records the size and sha256 of every file exported
+(``weights`` for ``model.safetensors``, ``onnx.<file>.sha256``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,17 @@ from torch import Tensor, nn
 
 from ..atomic import atomic_path, copy_atomic, write_text_atomic
 from ..errors import Failure, UsageError
+from ..evaluation.compat import check_model_config
 from ..model.masks import available_outputs, present_groups
-from ..model.pretrained import CONFIG, load_pretrained, read_model_config, resolve_model_path
+from ..model.pretrained import (
+    CHECKSUM,
+    CONFIG,
+    WEIGHTS,
+    load_pretrained,
+    read_model_config,
+    resolve_model_path,
+    weights_checksum,
+)
 from ..model.zorro import Zorro
 
 MODALITY_INPUTS = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
@@ -66,17 +79,20 @@ class ExportResult:
 
 
 def export_safetensors(checkpoint: str | Path, out: Path) -> ExportResult:
-    """Copy the weights and write a complete ``config.json`` into ``out``."""
+    """Load-check the weights (checksum, every tensor, the model they belong to), copy them and write a
+    complete ``config.json`` (with the copy's checksum) into ``out``."""
     weights = resolve_model_path(checkpoint)
     config, full = read_model_config(checkpoint)
+    load_pretrained(checkpoint)  # a truncated or altered file, or one that does not fit its config, stops here
     out.mkdir(parents=True, exist_ok=True)
-    copy_atomic(weights, out / "model.safetensors")
+    copy_atomic(weights, out / WEIGHTS)
     previous = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
-    full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights)}
+    full = {**full, "model": config.to_dict(), "source_checkpoint": str(weights),
+            CHECKSUM: weights_checksum(out / WEIGHTS)}
     if "onnx" in previous:
         full["onnx"] = previous["onnx"]
     write_text_atomic(out / CONFIG, json.dumps(full, indent=2) + "\n")
-    return ExportResult(out / "model.safetensors", tuple(full.get("labels", [])))
+    return ExportResult(out / WEIGHTS, tuple(full.get("labels", [])))
 
 
 def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: float = 1e-4,
@@ -117,9 +133,11 @@ def export_onnx(model: Zorro, modality: str, out: Path, batch: int = 2, atol: fl
 
 def _record_onnx(config_file: Path, base: dict[str, Any], name: str, inputs: list[str], outputs: list[str],
                  diff: float) -> None:
-    """Add one ONNX file's inputs/outputs to ``config.json`` (created from ``base`` when absent)."""
+    """Add one ONNX file's inputs/outputs, size and sha256 to ``config.json`` (created from ``base`` when absent)."""
     cfg = json.loads(config_file.read_text()) if config_file.is_file() else dict(base)
-    cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff}
+    digest = weights_checksum(config_file.parent / name)
+    cfg.setdefault("onnx", {})[name] = {"inputs": inputs, "outputs": outputs, "max_abs_diff": diff,
+                                        "bytes": digest["bytes"], "sha256": digest["sha256"]}
     write_text_atomic(config_file, json.dumps(cfg, indent=2) + "\n")
 
 
@@ -134,12 +152,19 @@ def run(*, checkpoint: str | Path, out: str | Path, fmt: str = "safetensors", mo
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     folder = Path(out)
-    if fmt == "safetensors":
-        res = export_safetensors(checkpoint, folder)
-        return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
-                "labels": len(res.outputs)}
-    model = load_pretrained(checkpoint)
-    res = export_onnx(model, modality, folder, extra_config=info)
+    try:
+        check_model_config(info, what=f"--checkpoint {checkpoint}")
+        if fmt == "safetensors":
+            res = export_safetensors(checkpoint, folder)
+            return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],
+                    "labels": len(res.outputs)}
+        model = load_pretrained(checkpoint)
+    except UsageError:
+        raise  # WeightsError, a config that contradicts itself: each names the file
+    except ValueError as e:  # weights that do not fit their config
+        raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
+    base = {k: v for k, v in info.items() if k != CHECKSUM}  # no model.safetensors beside the ONNX files
+    res = export_onnx(model, modality, folder, extra_config=base)
     print(f"{res.path}: max |onnx - torch| = {res.max_abs_diff:.2e} over outputs {', '.join(res.outputs)}",
           file=sys.stderr)
     return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,20 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomic import atomic_path, is_temporary, leftovers, write_text_atomic
+from ..atomic import atomic_path, leftovers, write_text_atomic
 from ..errors import UsageError
 from .config import PreprocessConfig
+from .folder import OUTPUTS, check_out, remove_own_files, writing_into
 from .index import cached_in, finalize, missing_shards, read_meta, write_failures
 from .layout import (
-    FAILURES,
-    INDEX,
     META,
     PLAN_FAILURES,
     SCHEMA,
     SHARDS,
-    SUMMARY,
     fingerprint,
-    shard_number,
     shard_path,
 )
 from .manifests import FORMATS, ManifestError, read_manifest
@@ -43,8 +39,6 @@ from .parallel import process_all
 from .pipeline import ClipFailure
 from .progress import ClipProgress
 from .shards import ShardWriter, shard_done
-
-OUTPUTS = (INDEX, FAILURES, SUMMARY, META, PLAN_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -88,10 +82,9 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
-    """Refuse a cache made otherwise (unless rebuild), then write cache.json."""
+    """Refuse a cache made otherwise (unless rebuild), then write cache.json. ``--out`` was checked to be
+    new, empty or a cache (``folder.check_out``); ``--rebuild`` deletes only the cache's own files."""
     out = job.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a folder")
     if (out / META).is_file() and not job.rebuild:
         old = read_meta(out)
         if old["fingerprint"] != meta["fingerprint"]:
@@ -100,22 +93,11 @@ def _prepare_out(job: Job, meta: dict[str, Any]) -> None:
         if old["plan"]["fingerprint"] != meta["plan"]["fingerprint"]:
             raise UsageError(f"{out} holds a cache of another manifest ({old['plan']['clips']} clips planned, now "
                              f"{meta['plan']['clips']}); pass --rebuild to replace it")
-    if job.rebuild:
-        part, parts = job.shard
-        if parts == 1:
-            shutil.rmtree(out / SHARDS, ignore_errors=True)
-            for name in OUTPUTS:
-                (out / name).unlink(missing_ok=True)
-        else:  # other parts may share this folder: drop only this part's shards, and the finished-cache
-            # files (the cache is no longer complete); the other parts' shards are redone when they run
-            for shard in (out / SHARDS).iterdir() if (out / SHARDS).is_dir() else []:
-                number = shard_number(shard)
-                if number is not None and number % parts == part:
-                    shard.unlink()
-            for name in (INDEX, FAILURES, SUMMARY):
-                (out / name).unlink(missing_ok=True)
-    (out / SHARDS).mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / META, json.dumps(meta, indent=1))
+    if job.rebuild:  # with --shard I/N, other parts may share this folder: only this part's shards go
+        remove_own_files(out, job.shard)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / META, json.dumps(meta, indent=1))  # first: a folder with shards has a cache.json
+    (out / SHARDS).mkdir(exist_ok=True)
 
 
 def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tuple[str, str]], dict[str, Any]]:
@@ -157,6 +139,14 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
     """
     t0 = time.monotonic()
     tasks, plan_failures, meta = plan_job(cfg, job)
+    check_out(job.out)
+    with writing_into(job.out, job.shard):
+        return _build(cfg, job, tasks, plan_failures, meta, t0)
+
+
+def _build(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], plan_failures: list[tuple[str, str]],
+           meta: dict[str, Any], t0: float) -> dict[str, Any]:
+    """``preprocess`` once the folder is ours: prepare it, write this part's shards, finish the cache."""
     _prepare_out(job, meta)
     out, (part, parts) = job.out, job.shard
     with atomic_path(out / PLAN_FAILURES) as tmp:
@@ -182,13 +172,14 @@ def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:
 
 def _remove_leftovers(out: Path, shards: list[int], whole: bool) -> None:
     """Delete temporary files a killed run left: this part's shards, and (whole runs only, since parts
-    may share the folder) the index/summary being written."""
+    may share the folder) the cache files being written. Never a file the cache did not write."""
     for k in shards:
         for tmp in leftovers(shard_path(out, k)):
             tmp.unlink(missing_ok=True)
     if whole:
-        for tmp in [p for p in out.iterdir() if is_temporary(p)]:
-            tmp.unlink(missing_ok=True)
+        for name in OUTPUTS:
+            for tmp in leftovers(out / name):
+                tmp.unlink(missing_ok=True)
 
 
 def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: list[int],
@@ -209,9 +200,9 @@ def _write_shards(cfg: PreprocessConfig, job: Job, tasks: list[ClipTask], todo: 
                     writer.add(item)
                     progress.advance(ok=not isinstance(item, ClipFailure))
                     done += 1
+                writer.close()
             except BaseException:
                 writer.abort()
                 results.close()
                 raise
-            writer.close()
     return done

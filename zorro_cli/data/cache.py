@@ -10,7 +10,8 @@ import csv
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -26,6 +27,30 @@ MAX_OPEN = 64  # open shard files per process (least recently used closed first)
 
 class CacheError(UsageError):
     """A cache folder that cannot be used (missing, other settings, incomplete); one-line message."""
+
+
+@contextmanager
+def read_errors(path: Path) -> Iterator[None]:
+    """Turn a failed read of shard ``path`` into a one-line ``CacheError``. Shards are written with a
+    Fletcher-32 checksum per chunk and checksummed metadata (``shards.py``), which HDF5 verifies on
+    every read: flipped bytes end up here instead of in a batch."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise CacheError(f"{path}: corrupt or unreadable shard ({reason}); rebuild the cache "
+                         "(zorro preprocess ... --rebuild)") from None
+
+
+@contextmanager
+def _damaged(path: Path) -> Iterator[None]:
+    """A file of the cache that cannot be read as written is one line naming it, not a traceback."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise CacheError(f"{path}: cannot be read as this cache's ({reason}); rebuild the cache "
+                         "(zorro preprocess ... --rebuild)") from None
 
 
 class IndexRow(NamedTuple):
@@ -168,14 +193,16 @@ class Cache:
         self.dir = Path(cache_dir)
         if not (self.dir / INDEX).is_file():
             raise CacheError(f"{self.dir} is not a finished cache (no {INDEX})")
-        meta = json.loads((self.dir / META).read_text())
-        summary = json.loads((self.dir / SUMMARY).read_text())
-        self.settings: dict[str, Any] = meta["settings"]
-        self.fingerprint: str = meta["fingerprint"]
-        self.label_names: list[str] = meta["label_names"]
-        self.multilabel: bool = meta["multilabel"]
-        self.stats: dict[str, Any] = summary.get("stats", {})
-        self.index: ClipIndex = read_index(self.dir / INDEX)
+        with _damaged(self.dir / META):
+            meta = json.loads((self.dir / META).read_text(encoding="utf-8"))
+            self.settings: dict[str, Any] = dict(meta["settings"])
+            self.fingerprint: str = str(meta["fingerprint"])
+            self.label_names: list[str] = list(meta["label_names"])
+            self.multilabel: bool = bool(meta["multilabel"])
+        with _damaged(self.dir / SUMMARY):
+            self.stats: dict[str, Any] = json.loads((self.dir / SUMMARY).read_text(encoding="utf-8")).get("stats", {})
+        with _damaged(self.dir / INDEX):
+            self.index: ClipIndex = read_index(self.dir / INDEX)
         self._files: OrderedDict[int, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 
@@ -206,7 +233,8 @@ class Cache:
             self._files, self._pid = OrderedDict(), os.getpid()
         f = self._files.get(shard)
         if f is None:
-            f = self._files[shard] = h5py.File(shard_path(self.dir, shard), "r")
+            with read_errors(shard_path(self.dir, shard)):
+                f = self._files[shard] = h5py.File(shard_path(self.dir, shard), "r")
             if len(self._files) > MAX_OPEN:
                 self._files.popitem(last=False)[1].close()
         self._files.move_to_end(shard)
@@ -215,7 +243,8 @@ class Cache:
     def info(self, clip_id: str) -> dict[str, Any]:
         """What decoding found (codecs, source size and rate, rotation, ...)."""
         r = self.row(clip_id)
-        return read_json_dataset(self._file(r.shard), "clips_json")[r.row]["info"]
+        with read_errors(shard_path(self.dir, r.shard)):
+            return read_json_dataset(self._file(r.shard), "clips_json")[r.row]["info"]
 
     def frames(self, clip_id: str | IndexRow, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
         """Decoded frames uint8 ``[T, H, W, 3]`` (all, or the given slot indices; repeats allowed)."""
@@ -224,13 +253,14 @@ class Cache:
             raise ValueError(f"clip {r.clip_id!r} has no video")
         idx = np.arange(r.n_frames) if indices is None else np.asarray(indices, dtype=np.int64)
         f = self._file(r.shard)
-        spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames].tolist()  # [T] (byte offset, length)
-        jpeg = f["jpeg"]
         images: dict[int, np.ndarray] = {}
-        for i in idx.tolist():
-            start, length = spans[i]
-            if start not in images:  # a held frame is stored (and decoded) once
-                images[start] = decode_jpeg(jpeg[start:start + length])
+        with read_errors(shard_path(self.dir, r.shard)):
+            spans = f["frame_spans"][r.frame_offset:r.frame_offset + r.n_frames].tolist()  # [T] (offset, length)
+            jpeg = f["jpeg"]
+            for i in idx.tolist():
+                start, length = spans[i]
+                if start not in images:  # a held frame is stored (and decoded) once
+                    images[start] = decode_jpeg(jpeg[start:start + length])
         return np.stack([images[spans[i][0]] for i in idx.tolist()])
 
     def logmel(self, clip_id: str | IndexRow) -> np.ndarray:
@@ -238,7 +268,8 @@ class Cache:
         r = self.row(clip_id)
         if not r.has_audio:
             raise ValueError(f"clip {r.clip_id!r} has no audio")
-        return self._file(r.shard)["logmel"][:, r.mel_offset:r.mel_offset + r.audio_frames]
+        with read_errors(shard_path(self.dir, r.shard)):
+            return self._file(r.shard)["logmel"][:, r.mel_offset:r.mel_offset + r.audio_frames]
 
     def load(self, clip_id: str) -> dict[str, Any]:
         """Everything about one clip: ``frames`` uint8 [T, H, W, 3] and ``logmel`` float16 [F, A] (None

@@ -11,7 +11,23 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..ranges import FRACTION, Range, at_least, positive, range_problems
+
 MODALITIES: tuple[str, ...] = ("audio", "video")
+
+# Allowed values (``zorro_cli.ranges``: NaN and infinity never are); cross-field checks in ``problems``.
+PREPROCESS_RANGES: dict[str, Range] = {
+    "sample_rate": at_least(1, 768000), "n_mels": at_least(1, 1024), "window_ms": positive(1000),
+    "hop_ms": positive(1000), "n_fft": at_least(1, 1 << 16, optional=True), "f_min": at_least(0),
+    "f_max": positive(optional=True), "log_offset": positive(), "fps": positive(), "short_side": at_least(1, 8192),
+    "jpeg_quality": at_least(1, 100), "max_seconds": positive(optional=True), "min_coverage": Range(0, 1, lo_open=True),
+    "shard_size": at_least(1, 1 << 20), "decode_threads": at_least(1, 1024), "clip_timeout_s": positive(optional=True),
+}
+AUGMENT_RANGES: dict[str, Range] = {
+    "crop_scale": FRACTION, "crop_ratio": positive(), "flip": FRACTION, "freq_masks": at_least(0, 1000),
+    "freq_mask_width": FRACTION, "time_masks": at_least(0, 1000), "time_mask_width": FRACTION,
+    "freq_jitter": FRACTION, "mixup_alpha": at_least(0),
+}
 
 # Settings that do not change a byte of the cache (left out of the fingerprint).
 RUNTIME_KEYS: frozenset[str] = frozenset({"decode_threads", "clip_timeout_s"})
@@ -47,19 +63,7 @@ class PreprocessConfig:
 
     def problems(self) -> list[str]:
         """Every inconsistency, as ``key: what is wrong`` strings (empty when valid)."""
-        out = []
-        for key in ("sample_rate", "n_mels", "short_side", "shard_size", "decode_threads"):
-            if getattr(self, key) < 1:
-                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
-        for key in ("window_ms", "hop_ms", "fps", "log_offset"):
-            if getattr(self, key) <= 0:
-                out.append(f"{key}: expected > 0, got {getattr(self, key)}")
-        if self.clip_timeout_s is not None and self.clip_timeout_s <= 0:
-            out.append(f"clip_timeout_s: expected > 0 (or null for none), got {self.clip_timeout_s}")
-        if not 1 <= self.jpeg_quality <= 100:
-            out.append(f"jpeg_quality: expected 1..100, got {self.jpeg_quality}")
-        if not 0.0 < self.min_coverage <= 1.0:
-            out.append(f"min_coverage: expected in (0, 1], got {self.min_coverage}")
+        out = range_problems(self, PREPROCESS_RANGES)
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             out.append(f"modalities: expected a non-empty subset of {list(MODALITIES)}, got {list(self.modalities)}")
         if self.n_fft is not None and self.n_fft < self.win_length:
@@ -116,10 +120,4 @@ class AugmentConfig:
             out.append(f"crop_scale: expected 0 < lo <= hi <= 1, got {list(self.crop_scale)}")
         if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
             out.append(f"crop_ratio: expected 0 < lo <= hi, got {list(self.crop_ratio)}")
-        for key in ("flip", "freq_mask_width", "time_mask_width", "freq_jitter"):
-            if not 0 <= getattr(self, key) <= 1:
-                out.append(f"{key}: expected in [0, 1], got {getattr(self, key)}")
-        for key in ("freq_masks", "time_masks", "mixup_alpha"):
-            if getattr(self, key) < 0:
-                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
-        return out
+        return out + range_problems(self, AUGMENT_RANGES)

@@ -18,8 +18,9 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path, copy_atomic, write_text_atomic
-from .cache import CacheError
+from .cache import CacheError, read_errors
 from .features import finish_moments
+from .folder import check_out, writing_into
 from .layout import (
     FAILURES,
     INDEX,
@@ -38,7 +39,13 @@ def read_meta(cache_dir: Path) -> dict[str, Any]:
     path = cache_dir / META
     if not path.is_file():
         raise CacheError(f"{cache_dir} holds no {META} (not a preprocessing output)")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"{path}: cannot be read ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(meta, dict):
+        raise CacheError(f"{path}: expected a JSON object")
+    return meta
 
 
 def write_failures(path: Path, rows: list[tuple[str, str]] | list[list[str]]) -> None:
@@ -87,7 +94,7 @@ def finalize(cache_dir: Path, timings: dict[str, float] | None = None) -> dict[s
             index, failures = csv.writer(ih), csv.writer(fh)
             index.writerow(INDEX_FIELDS)
             for k in range(plan["num_shards"]):
-                with h5py.File(shard_path(cache_dir, k), "r") as f:
+                with read_errors(shard_path(cache_dir, k)), h5py.File(shard_path(cache_dir, k), "r") as f:
                     if f.attrs["fingerprint"] != meta["fingerprint"]:
                         raise CacheError(f"{shard_path(cache_dir, k)} was made with other settings")
                     for i, rec in enumerate(read_json_dataset(f, "clips_json")):
@@ -117,12 +124,19 @@ def merge_parts(parts: list[Path], out: Path) -> dict[str, Any]:
     Parts must share the fingerprint and plan; a part folder equal to ``out`` is used in place. Shards
     are hard-linked when possible, else copied (temporary name, then rename).
     """
+    check_out(out)
     metas = [(p, read_meta(p)) for p in parts] or [(out, read_meta(out))]
     first = metas[0][1]
     for p, m in metas[1:]:
         if (m["fingerprint"], m["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):
             raise CacheError(f"{p} was made with other settings or another manifest than {metas[0][0]}")
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_into(out):
+        return _merge_into(metas, out)
+
+
+def _merge_into(metas: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
+    """``merge_parts`` once ``out`` is locked: link or copy the parts' shards in, then finalize."""
+    first = metas[0][1]
     if (out / META).is_file():
         mine = read_meta(out)
         if (mine["fingerprint"], mine["plan"]["fingerprint"]) != (first["fingerprint"], first["plan"]["fingerprint"]):

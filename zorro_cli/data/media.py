@@ -70,13 +70,26 @@ class MediaIndex:
         return stems
 
     def find(self, rel: str) -> str | None:
-        """The relative path of ``rel`` itself or of ``rel.<any extension>``, None when absent."""
+        """The relative path of ``rel`` itself or of ``rel.<any extension>``, None when absent. Raises
+        ``OSError`` for a name the file system refuses (too long); see :func:`confine` for ``..``."""
         rel = rel.replace("\\", "/").lstrip("/")
-        if rel and (self.root / rel).is_file():
-            return rel
+        if rel and ((self.root / rel).is_file() or (self.root / rel).is_symlink()):
+            return rel  # a broken link or a link loop too: confine() says what is wrong with it
         if self._stems is None:
             self._stems = self._walk()
         return self._stems.get(rel)
+
+
+def confine(root: Path, rel: str) -> tuple[str | None, str]:
+    """``(absolute real path, "")`` of ``root/rel`` with every link resolved, or ``(None, reason)`` when
+    it leads outside ``root`` (``..``, a link pointing out) or cannot be resolved (a link loop)."""
+    try:
+        real = os.path.realpath(root / rel, strict=True)
+    except OSError as exc:
+        return None, f"cannot resolve the media path ({os.strerror(exc.errno) if exc.errno else exc})"
+    if not Path(real).is_relative_to(os.path.realpath(root)):
+        return None, f"media path {rel!r} resolves outside --media-root (to {real})"
+    return real, ""
 
 
 def find_media(row: Row, index: MediaIndex, patterns: Sequence[str]) -> tuple[str | None, bool, list[str]]:
@@ -111,12 +124,20 @@ def plan_clips(manifest: Manifest, fmt: str, media_root: Path, patterns: Sequenc
             failures.append((row.path, f"duplicate clip {row.clip_id!r} (first at {seen[row.clip_id]})"))
             continue
         seen[row.clip_id] = row.where
-        rel, trimmed, tried = find_media(row, index, patterns)
+        try:
+            rel, trimmed, tried = find_media(row, index, patterns)
+        except OSError as exc:  # e.g. a 5,000-character name: a failure row, not the end of the run
+            failures.append((row.path, f"cannot look up the media file ({os.strerror(exc.errno or 0)})"))
+            continue
         if rel is None:
             failures.append((row.path, f"media not found under --media-root (tried {', '.join(tried[:4])})"))
             continue
+        media, reason = confine(media_root, rel)
+        if media is None:
+            failures.append((row.path, reason))
+            continue
         start, end = clip_window(row.start, row.end, trimmed, mode)
         path = row.path if form.keeps_path else rel
-        tasks.append(ClipTask(row.clip_id, path, str((media_root / rel).resolve()),
-                              tuple(sorted({label_ids[n] for n in row.labels})), row.split, start, end))
+        tasks.append(ClipTask(row.clip_id, path, media, tuple(sorted({label_ids[n] for n in row.labels})),
+                              row.split, start, end))
     return tasks, failures

@@ -6,7 +6,8 @@ the results already computed are kept, the other tasks in flight are retried one
 single-worker pool, a task that kills its worker again becomes a ``ClipFailure``, and the run goes on
 with a new pool. A worker stuck inside one decoder call (where ``clip_timeout_s``, checked between
 packets, cannot reach it) is ended by faulthandler's watchdog thread, which needs no GIL, after
-``2 x clip_timeout_s + 5`` seconds: the same path as a crash.
+``2 x clip_timeout_s + 5`` seconds: the same path as a crash. Workers and the fork server die with
+the main process, also when it is killed (``lifeline.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .config import PreprocessConfig
+from .lifeline import announce, die_with
 from .media import ClipTask
 from .pipeline import ClipFailure, ClipResult, process_clip
 
@@ -31,9 +33,12 @@ _CFG: PreprocessConfig | None = None
 _QUIET: Any = None
 
 
-def _init_worker(cfg: PreprocessConfig) -> None:
+def _init_worker(cfg: PreprocessConfig, main_pid: int | None = None) -> None:
     global _CFG, _QUIET
     import torch
+
+    if main_pid is not None:
+        die_with(main_pid)  # a worker of a killed run must not decode on as an orphan
 
     torch.set_num_threads(1)  # one process per core: no nested thread pools
     _CFG = cfg
@@ -64,9 +69,10 @@ def _guarded(fn: Work, task: ClipTask) -> ClipResult | ClipFailure:
 
 def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
     ctx: Any = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    announce()  # the fork server, started on first use, dies with this process too (lifeline.py)
     if hasattr(ctx, "set_forkserver_preload"):
-        ctx.set_forkserver_preload(["zorro_cli.data.pipeline"])
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+        ctx.set_forkserver_preload(["zorro_cli.data.lifeline", "zorro_cli.data.pipeline"])
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, os.getpid()))
 
 
 Work = Callable[[ClipTask], "ClipResult | ClipFailure"]

@@ -3,6 +3,7 @@ and renames it into place when complete; ``shard_done`` says whether a finished 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import h5py
 import numpy as np
 
 from ..atomic import temporary_name
+from .folder import ensure_space
 from .layout import SCHEMA, json_bytes, shard_path
 from .pipeline import ClipFailure, ClipResult
 
@@ -22,13 +24,16 @@ class ShardWriter:
         self.final = shard_path(cache_dir, k)
         self.tmp = temporary_name(self.final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.f = h5py.File(self.tmp, "w")
+        # libver "latest": checksummed metadata (superblock v3, object headers v2); with every dataset
+        # chunked under a Fletcher-32 checksum, HDF5 verifies each chunk it reads (see read_errors)
+        self.f = h5py.File(self.tmp, "w", libver="latest")
         self.f.attrs.update({"schema": SCHEMA, **attrs})
-        self.jpeg = self.f.create_dataset("jpeg", (0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 16,))
+        self.jpeg = self.f.create_dataset("jpeg", (0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 16,),
+                                          fletcher32=True)
         self.spans = self.f.create_dataset("frame_spans", (0, 2), dtype=np.int64, maxshape=(None, 2),
-                                           chunks=(1024, 2))
+                                           chunks=(1024, 2), fletcher32=True)
         self.mel = self.f.create_dataset("logmel", (n_mels, 0), dtype=np.float16, maxshape=(n_mels, None),
-                                         chunks=(n_mels, 1024))
+                                         chunks=(n_mels, 1024), fletcher32=True)
         self.records: list[dict[str, Any]] = []
         self.failures: list[list[str]] = []
         self.sum = np.zeros(n_mels, np.float64)
@@ -41,6 +46,8 @@ class ShardWriter:
             self.failures.append([item.task.path, item.reason])
             return
         t = item.task
+        size = sum(map(len, item.frames or [])) + (0 if item.logmel is None else item.logmel.nbytes)
+        ensure_space(self.final.parent, size)  # before HDF5 can run into a full disk (see folder.py)
         rec: dict[str, Any] = {"clip_id": t.clip_id, "path": t.path, "split": t.split, "labels": list(t.labels),
                                "has_audio": item.logmel is not None, "has_video": item.frames is not None,
                                "duration_s": item.duration_s, "info": item.info,
@@ -79,17 +86,18 @@ class ShardWriter:
 
     def close(self) -> None:
         """Write the records and moments, close, and rename the shard into place."""
-        self.f.create_dataset("clips_json", data=json_bytes(self.records))
-        self.f.create_dataset("failures_json", data=json_bytes(self.failures))
-        self.f.create_dataset("mel_sum", data=self.sum)
-        self.f.create_dataset("mel_sumsq", data=self.sumsq)
+        for name, data in (("clips_json", json_bytes(self.records)), ("failures_json", json_bytes(self.failures)),
+                           ("mel_sum", self.sum), ("mel_sumsq", self.sumsq)):
+            self.f.create_dataset(name, data=data, chunks=True, fletcher32=True)
         self.f.attrs["mel_count"] = self.count
         self.f.attrs["n_clips"] = len(self.records)
         self.f.close()
         os.replace(self.tmp, self.final)
 
     def abort(self) -> None:
-        self.f.close()
+        """Drop the unfinished shard (its file may not close cleanly after a failed write: disk full)."""
+        with contextlib.suppress(Exception):
+            self.f.close()
         self.tmp.unlink(missing_ok=True)
 
 

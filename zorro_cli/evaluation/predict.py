@@ -8,7 +8,7 @@ clip order on every process, so metrics are identical whatever the number of pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,9 +18,37 @@ from accelerate.utils import gather_object
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..errors import Failure
 from ..model.losses import UNIMODAL, info_nce
 from ..model.zorro import Zorro
 from .metrics import compute_metrics
+
+
+class NonFiniteScores(Failure):
+    """A model answered NaN or infinity for some clips: refused rather than counted (one line, exit 1)."""
+
+
+def clip_ids(dataset: Dataset) -> list[str]:
+    """The clip ids of a dataset in its order (``ClipDataset.rows``), else the positions as strings."""
+    rows = getattr(dataset, "rows", None)
+    return [r.clip_id for r in rows] if rows is not None else [str(i) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+def require_finite(outputs: dict[str, np.ndarray], ids: Sequence[str], what: str = "scores") -> None:
+    """Raise :class:`NonFiniteScores` naming the clips (rows of every ``[N, X]`` output) that hold a NaN
+    or an infinity: a metric computed over them would count them as answers (argmax of NaN is class 0)."""
+    bad = np.zeros(len(ids), bool)
+    heads = []
+    for name, x in outputs.items():
+        rows = ~np.isfinite(x).reshape(len(x), -1).all(1)
+        if rows.any():
+            bad |= rows
+            heads.append(name)
+    if bad.any():
+        shown = [ids[i] for i in np.flatnonzero(bad)[:5].tolist()]
+        more = ", ..." if bad.sum() > len(shown) else ""
+        raise NonFiniteScores(f"non-finite {what} ({', '.join(heads)}) for {int(bad.sum())} of {len(ids)} clip(s): "
+                              f"{', '.join(shown)}{more}; NaN or Inf in their inputs or in the weights, nothing counted")
 
 
 def _views(x: Tensor | None) -> tuple[Tensor | None, int]:
@@ -65,7 +93,8 @@ def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
 
 def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, multilabel: bool,
             workers: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(targets, {head: [N, C] probabilities averaged over views})`` in clip order.
+    """``(targets, {head: [N, C] probabilities averaged over views})`` in clip order; a clip scored NaN
+    or Inf by any head stops it (:class:`NonFiniteScores`, naming the clips).
 
     Heads are those the model can compute from the dataset's modalities (a missing modality leaves
     only the heads that can still answer). Targets are ``[N, C]`` multi-hot or ``[N]`` indices.
@@ -74,13 +103,16 @@ def predict(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, m
         logits = model(audio=audio, video=video)
         return {h: (z.float().sigmoid() if multilabel else z.float().softmax(-1)) for h, z in logits.items()}
 
-    return _view_means(model, dataset, acc, batch_size, workers, probabilities)
+    targets, scores = _view_means(model, dataset, acc, batch_size, workers, probabilities)
+    require_finite(scores, clip_ids(dataset))
+    return targets, scores
 
 
 def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, workers: int = 0) -> dict[str, Tensor]:
     """Contrastive embeddings ``{name: [N, P]}`` (views averaged), in clip order, on every process."""
     _, emb = _view_means(model, dataset, acc, batch_size, workers,
                          lambda audio, video: model.project(model.encode(audio=audio, video=video)))
+    require_finite(emb, clip_ids(dataset), "embeddings")
     return {k: torch.from_numpy(v) for k, v in emb.items()}
 
 
@@ -110,9 +142,12 @@ def embed_views(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
             rows.append((idx, {m: (p[i], p[n + i]) for m, p in proj.items()}))
     ordered = _gather_in_order(acc, rows)
     names = list(ordered[0]) if ordered else []
-    first = {m: torch.from_numpy(np.stack([r[m][0] for r in ordered])) for m in names}
-    second = {m: torch.from_numpy(np.stack([r[m][1] for r in ordered])) for m in names}
-    return first, second
+    first = {m: np.stack([r[m][0] for r in ordered]) for m in names}
+    second = {m: np.stack([r[m][1] for r in ordered]) for m in names}
+    ids = clip_ids(dataset)
+    require_finite(first, ids, "embeddings (view 1)")
+    require_finite(second, ids, "embeddings (view 2)")
+    return ({m: torch.from_numpy(x) for m, x in first.items()}, {m: torch.from_numpy(x) for m, x in second.items()})
 
 
 def intra_metrics(view1: dict[str, Tensor], view2: dict[str, Tensor], temperature: float) -> dict[str, float]:

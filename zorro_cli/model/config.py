@@ -10,7 +10,7 @@ from .masks import MASKINGS
 from .registry import backbone_names, backbone_spec
 
 BACKBONES: tuple[str, ...] = backbone_names()
-ATTENTION_IMPLS: tuple[str, ...] = ("block", "dense")
+ATTENTION_IMPLS: tuple[str, ...] = ("block", "dense", "flex")
 
 
 def _plain(x: Any) -> Any:
@@ -66,7 +66,7 @@ class ZorroConfig:
     learn_temperature: bool = False
     qkv_bias: bool = True
     drop_path: float = 0.0
-    attention: str = "block"  # "block": skip masked blocks; "dense": masked SDPA (reference)
+    attention: str = "block"  # "block": skip masked blocks; "dense": masked SDPA (reference); "flex": FlexAttention
     backbone: str = "vit"
     extra: dict[str, Any] = field(default_factory=dict)  # backbone-specific options
 

@@ -42,9 +42,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from .pretrained import read_weights
 
-        return load_file(str(path))
+        return read_weights(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, ...

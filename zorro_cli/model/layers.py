@@ -6,8 +6,10 @@ A *plan* says which keys each query reads. :class:`BlockPlan` computes only the 
 ``scaled_dot_product_attention`` call per run of queries that share a contiguous key range (the Zorro
 masks are block structured, see :mod:`.masks`), so no FLOPs go to masked pairs and GPUs can use their
 flash kernels. :class:`DensePlan` is the reference: one SDPA call over every pair with a boolean mask.
-Both give the same result to float tolerance (tested); the plan is built once per forward and shared by
-every layer.
+:class:`FlexPlan` runs the same mask through PyTorch's FlexAttention: one kernel for the whole Zorro mask,
+forward and backward, that skips the masked 128 x 128 tiles (fused on CUDA through ``torch.compile``; an
+unfused reference loop on CPU). All three give the same result to float tolerance (tested); the plan is
+built once per forward and shared by every layer.
 """
 
 from __future__ import annotations
@@ -58,6 +60,65 @@ class DensePlan:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
+@dataclass(frozen=True)
+class FlexPlan:
+    """FlexAttention over a :class:`DensePlan`'s pairs: a block mask from the boolean ``[N, M]`` mask, or from
+    the finite entries of an additive ``[H, N, M]`` one, whose values become a score modification (Swin's
+    relative position bias, with its gradient).
+
+    PyTorch has no FlexAttention backward on CPU ("FlexAttention does not support backward on CPU"): there,
+    when a gradient is needed, the same mask runs through the dense masked SDPA (the reference, equal to
+    float tolerance), so a CPU run with ``model.attention: flex`` still trains.
+    """
+
+    mask: Tensor
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        if q.device.type == "cpu" and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
+                                                                   or v.requires_grad):
+            return DensePlan(self.mask).attend(q, k, v)
+        n, m = q.shape[2], k.shape[2]
+        additive = self.mask.to(q.device, q.dtype) if self.mask.is_floating_point() else None
+        allowed = (torch.isfinite(additive).any(0) if additive is not None else self.mask).to(q.device)
+
+        def keep(b: Tensor, h: Tensor, qi: Tensor, ki: Tensor) -> Tensor:
+            return allowed[qi, ki]
+
+        def add_bias(score: Tensor, b: Tensor, h: Tensor, qi: Tensor, ki: Tensor) -> Tensor:
+            assert additive is not None
+            return score + additive[h, qi, ki]
+
+        block_mask = create_block_mask(keep, None, None, n, m, device=q.device)  # type: ignore[arg-type]
+        return _flex_attention(q.device.type)(q, k, v, block_mask=block_mask,
+                                              score_mod=add_bias if additive is not None else None)
+
+
+def _flex_attention(device_type: str) -> Callable[..., Tensor]:
+    """``flex_attention``: compiled into one fused kernel on CUDA; eager (a reference loop) elsewhere."""
+    import warnings
+
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device_type == "cuda":
+        return _compiled_flex()
+    warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+    return flex_attention  # type: ignore[return-value]
+
+
+_COMPILED: list[Callable[..., Tensor]] = []
+
+
+def _compiled_flex() -> Callable[..., Tensor]:
+    """One ``torch.compile(flex_attention)`` per process (compiling is the expensive part)."""
+    if not _COMPILED:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _COMPILED.append(torch.compile(flex_attention, dynamic=False))
+    return _COMPILED[0]
+
+
 def block_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]]]) -> BlockPlan:
     """Plan from ``(query_start, query_end, key_groups)`` rows; adjacent rows with one key range merge."""
     segments: list[tuple[int, int, int, int]] = []
@@ -83,6 +144,11 @@ def dense_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]
             s, e = layout.span(g)
             mask[qs:qe, s:e] = True
     return DensePlan(mask)
+
+
+def flex_plan(layout: TokenLayout, rows: Sequence[tuple[int, int, Sequence[str]]]) -> FlexPlan:
+    """The FlexAttention equivalent of :func:`block_plan` for the same rows."""
+    return FlexPlan(dense_plan(layout, rows).mask)
 
 
 def drop_path_rates(rate: float, n: int) -> list[float]:
@@ -205,5 +271,6 @@ class CrossAttentionBlock(nn.Module):
 
 
 PlanBuilder = Callable[[TokenLayout, Sequence[tuple[int, int, Sequence[str]]]], AttentionPlan]
-# ``ZorroConfig.attention`` -> plan builder: "block" skips masked blocks, "dense" is masked SDPA (reference).
-PLAN_BUILDERS: dict[str, PlanBuilder] = {"block": block_plan, "dense": dense_plan}
+# ``ZorroConfig.attention`` -> plan builder: "block" skips masked blocks, "dense" is masked SDPA (reference),
+# "flex" is FlexAttention with a block mask.
+PLAN_BUILDERS: dict[str, PlanBuilder] = {"block": block_plan, "dense": dense_plan, "flex": flex_plan}

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import AttentionPlan, DensePlan, concat_groups, split_groups
+from .layers import AttentionPlan, DensePlan, FlexPlan, concat_groups, split_groups
 from .masks import GROUPS, TokenLayout, self_attention_rules
 
 _CPU = torch.device("cpu")  # window geometries are built on the CPU, then cached per device
@@ -331,9 +331,13 @@ def _dense(plan: LocalPlan) -> AttentionPlan:
     return plan.dense()
 
 
+def _flex(plan: LocalPlan) -> AttentionPlan:
+    return FlexPlan(plan.dense().mask)
+
+
 # ``ZorroConfig.attention`` -> how a local plan runs: "block" computes only the allowed pairs, "dense" is
 # the reference (one masked SDPA over every pair).
-LOCAL_IMPLS: dict[str, PlanImpl] = {"block": _as_is, "dense": _dense}
+LOCAL_IMPLS: dict[str, PlanImpl] = {"block": _as_is, "dense": _dense, "flex": _flex}
 
 
 def grouped_plan(q_layout: TokenLayout, k_layout: TokenLayout, windows: Mapping[str, Windows],

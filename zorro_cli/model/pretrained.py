@@ -8,33 +8,84 @@ A *model folder* holds ``model.safetensors`` (weights; the model config is also 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load, save
 from torch import Tensor
 
 from ..atomic import atomic_folder
+from ..errors import UsageError
 from .config import ZorroConfig
 from .zorro import Zorro
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+CHECKSUM = "weights"  # config.json key: {"file", "bytes", "sha256"} of the weights written with it
+
+
+class WeightsError(UsageError):
+    """A weights file that is not what was written (truncated, altered) or not safetensors: one line."""
+
+
+def _checksum(data: bytes) -> dict[str, Any]:
+    return {"file": WEIGHTS, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _recorded(weights: Path) -> dict[str, Any] | None:
+    """The checksum ``config.json`` beside ``weights`` records for it, if any."""
+    cfg = weights.parent / CONFIG
+    try:
+        rec = json.loads(cfg.read_text()).get(CHECKSUM) if cfg.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("file") == weights.name else None
+
+
+def weights_checksum(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` record (``{"file", "bytes", "sha256"}``) of a weights file as it is now."""
+    return _checksum(Path(path).read_bytes()) | {"file": Path(path).name}
+
+
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """Every tensor of a ``.safetensors`` file, verified: its size and sha256 against what ``config.json``
+    beside it records (when it does), and the whole file parsed. :class:`WeightsError` (one line naming
+    the file) for a truncated, altered or unreadable file; the file is read once."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: a folder, expected a .safetensors file") from None
+    rec = _recorded(path)
+    if rec is not None and rec.get("bytes") != len(data):
+        raise WeightsError(f"{path}: {len(data)} bytes, {CONFIG} records {rec.get('bytes')} (truncated or "
+                           "replaced); use another checkpoint")
+    if rec is not None and rec.get("sha256") != hashlib.sha256(data).hexdigest():
+        raise WeightsError(f"{path}: sha256 differs from the one {CONFIG} records (the file was altered or "
+                           "damaged); use another checkpoint")
+    try:
+        return load(data)
+    except (SafetensorError, ValueError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
 
 
 def write_model_files(model: Zorro, folder: Path, extra: dict[str, Any] | None = None,
                       state: dict[str, Any] | None = None) -> None:
-    """Write ``model.safetensors`` + ``config.json`` into an existing ``folder`` (not atomic on its own).
+    """Write ``model.safetensors`` + ``config.json`` (which records the weights' size and sha256) into an
+    existing ``folder`` (not atomic on its own).
 
     ``state`` replaces ``model.state_dict()`` (e.g. a state dict gathered from a distributed wrapper).
     """
     cfg = {"model": model.config.to_dict(), **(extra or {})}
     tensors = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
-    save_file(tensors, str(folder / WEIGHTS), metadata={"zorro_config": json.dumps(cfg["model"])})
+    data = save(tensors, metadata={"zorro_config": json.dumps(cfg["model"])})
+    (folder / WEIGHTS).write_bytes(data)
+    cfg[CHECKSUM] = _checksum(data)  # checked by read_weights() on every read
     (folder / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
 
 
@@ -69,8 +120,11 @@ def read_model_config(path: str | Path) -> tuple[ZorroConfig, dict[str, Any]]:
     if cfg_file.is_file():
         full = json.loads(cfg_file.read_text())
     else:
-        with safe_open(str(weights), framework="pt") as f:
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError) as e:
+            raise WeightsError(f"{weights}: not a readable safetensors file ({' '.join(str(e).split())})") from None
         if "zorro_config" not in meta:
             raise ValueError(f"{weights}: no config.json beside it and no zorro_config in its metadata")
         full = {"model": json.loads(meta["zorro_config"])}
@@ -97,7 +151,7 @@ def load_pretrained(path: str | Path, **overrides: Any) -> Zorro:
     (e.g. ``attention="dense"``); shape-changing overrides fail at load time. Weights saved before a
     backbone option existed load as the model they were (:func:`legacy_config`)."""
     config, _ = read_model_config(path)
-    state = load_file(str(resolve_model_path(path)))
+    state = read_weights(resolve_model_path(path))
     config = legacy_config(config, state.keys())
     model = Zorro(config.replace(**overrides) if overrides else config)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -136,7 +190,7 @@ def load_matching_weights(model: Zorro, path: str | Path) -> dict[str, list[str]
     transfer only when their count matches). A HiP checkpoint with shared blocks starts each group's
     independent blocks (:func:`_shared_hip_source`). Returns ``{"loaded", "skipped", "fresh"}`` key lists.
     """
-    state = load_file(str(resolve_model_path(path)))
+    state = read_weights(resolve_model_path(path))
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     used = set(take)

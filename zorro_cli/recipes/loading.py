@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -323,13 +324,12 @@ def _coerce_scalar(value: Any, tp: Any, path: str, errors: list[tuple[str, str]]
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads '1e-3' as a string
-            except ValueError:
-                pass
+        number = _float_or_none(value)
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:  # NaN or infinity: no setting means either (and NaN passes `x <= 0` checks)
+            errors.append((path, f"expected a finite number, got {value}"))
+            return None
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -341,6 +341,19 @@ def _coerce_scalar(value: Any, tp: Any, path: str, errors: list[tuple[str, str]]
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
     errors.append((path, f"expected {_type_name(tp)}, got {_show(value)}"))
+    return None
+
+
+def _float_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a number or a string that reads as one (YAML 1.1 reads '1e-3' as
+    a string), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
     return None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..data.config import AugmentConfig
+from ..ranges import Range, at_least, positive, range_problems
 
 if TYPE_CHECKING:
     from ..model.config import ZorroConfig
@@ -18,6 +19,30 @@ if TYPE_CHECKING:
 Modality = Literal["audio", "video"]
 Masking = Literal["zorro", "independent", "bottleneck", "input_fusion"]
 Tracker = Literal["tensorboard", "mlflow", "wandb"]
+
+
+# Allowed values, one table per section (read by ``zorro_cli.ranges.range_problems``; NaN and infinity
+# are never allowed). Upper bounds only refuse what could not fit in memory or in a seed.
+NON_NEGATIVE = at_least(0)
+MODEL_RANGES: dict[str, Range] = {
+    "dim": at_least(1, optional=True), "depth": at_least(1, optional=True), "heads": at_least(1, optional=True),
+    "fusion_tokens": at_least(1, optional=True),
+    "mlp_ratio": positive(64, optional=True), "drop_path": Range(0, 1, hi_open=True),
+    "proj_dim": at_least(1, 65536), "temperature": positive(),
+    "audio_patch": at_least(1, 4096, optional=True), "video_patch": at_least(1, 4096, optional=True),
+}
+DATA_RANGES: dict[str, Range] = {
+    "audio_frames": at_least(1, 1 << 16), "frames": at_least(1, 1024), "frame_stride": at_least(1, 1024),
+    "image_size": at_least(1, 2048), "workers": at_least(0, 1024),
+}
+TRAIN_RANGES: dict[str, Range] = {
+    "epochs": at_least(1), "max_steps": at_least(1, optional=True), "batch_size": at_least(1),
+    "accumulate": at_least(1), "lr": positive(), "min_lr": NON_NEGATIVE, "warmup_steps": NON_NEGATIVE,
+    "weight_decay": NON_NEGATIVE, "betas": Range(0, 1, hi_open=True), "grad_clip": NON_NEGATIVE,
+    "seed": at_least(0, 2**32 - 1), "checkpoint_every": at_least(1), "keep_last": at_least(1),
+    "eval_every": NON_NEGATIVE,
+}
+EVAL_RANGES: dict[str, Range] = {"clips": at_least(1, 64), "crops": at_least(1, 3), "batch_size": at_least(1, 1 << 16)}
 
 
 # ``ModelSection`` keys that size the network; null = the preset's value.
@@ -45,7 +70,7 @@ class ModelSection:
     proj_dim: int = 512  # [choice] contrastive projection width
     temperature: float = 0.08  # [paper] τ
     learn_temperature: bool = False  # [choice] τ fixed (the paper gives only its value)
-    attention: Literal["block", "dense"] = "block"
+    attention: Literal["block", "dense", "flex"] = "block"  # block-skipping SDPA; dense masked SDPA; FlexAttention
 
     def sizes(self) -> dict[str, Any]:
         """The size keys this section sets (the rest come from the preset)."""
@@ -79,19 +104,7 @@ class ModelSection:
             out.append(f"preset: expected one of {', '.join(sorted(PRESETS))}, got {self.preset!r}{hint}")
         if self.backbone is not None and self.backbone not in backbone_names():
             out.append(f"backbone: expected one of {', '.join(backbone_names())}, got {self.backbone!r}")
-        for key in ("dim", "depth", "heads", "fusion_tokens"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                out.append(f"{key}: expected >= 1 (or null for the preset's), got {value}")
-        if self.mlp_ratio is not None and not 0 < self.mlp_ratio <= 64:  # also false for NaN
-            out.append(f"mlp_ratio: expected in (0, 64] (or null for the preset's), got {self.mlp_ratio}")
-        if not 0.0 <= self.drop_path < 1.0:
-            out.append(f"drop_path: expected in [0, 1), got {self.drop_path}")
-        if self.proj_dim < 1:
-            out.append(f"proj_dim: expected >= 1, got {self.proj_dim}")
-        if not 0 < self.temperature < float("inf"):
-            out.append(f"temperature: expected > 0, got {self.temperature}")
-        return out
+        return out + range_problems(self, MODEL_RANGES)
 
 
 @dataclass(frozen=True)
@@ -115,17 +128,12 @@ class DataSection:
         out = []
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             out.append(f"modalities: expected a non-empty list of distinct audio/video, got {list(self.modalities)}")
-        for key in ("audio_frames", "frames", "frame_stride", "image_size"):
-            if getattr(self, key) < 1:
-                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
-        if self.workers < 0:
-            out.append(f"workers: expected >= 0, got {self.workers}")
-        if not 0.0 <= self.val_holdout < 1.0:
+        if not 0.0 <= self.val_holdout < 1.0:  # (also false for NaN)
             out.append(f"val_holdout: expected in [0, 1), got {self.val_holdout}")
         elif self.val_holdout > 0 and self.val_split:
             out.append(f"val_holdout: validation is either a held-out share of the train split or val_split "
                        f"{self.val_split!r}, not both (set one of them to 0 / null)")
-        return out
+        return out + range_problems(self, DATA_RANGES)
 
 
 @dataclass(frozen=True)
@@ -158,19 +166,9 @@ class TrainSection:
     compile: bool = False  # torch.compile (inductor) the training step; the first steps pay the compile time
 
     def problems(self) -> list[str]:
-        out = []
-        for key in ("epochs", "batch_size", "accumulate", "checkpoint_every", "keep_last"):
-            if getattr(self, key) < 1:
-                out.append(f"{key}: expected >= 1, got {getattr(self, key)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            out.append(f"max_steps: expected >= 1, got {self.max_steps}")
-        if self.lr <= 0:
-            out.append(f"lr: expected > 0, got {self.lr}")
-        for key in ("min_lr", "warmup_steps", "weight_decay", "grad_clip", "eval_every"):
-            if getattr(self, key) < 0:
-                out.append(f"{key}: expected >= 0, got {getattr(self, key)}")
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            out.append(f"betas: expected two values in [0, 1), got {list(self.betas)}")
+        out = range_problems(self, TRAIN_RANGES)
+        out += [f"head_weights.{k}: expected {NON_NEGATIVE.text()}, got {v}" for k, v in self.head_weights.items()
+                if not NON_NEGATIVE.holds(v)]
         bad = sorted(set(self.head_weights) - {"audio", "video", "fusion", "global"})
         if bad:
             out.append(f"head_weights: unknown heads {bad} (expected audio, video, fusion, global)")
@@ -187,8 +185,7 @@ class EvalSection:
     batch_size: int = 8
 
     def problems(self) -> list[str]:
-        return [f"{k}: expected >= 1, got {getattr(self, k)}" for k in ("clips", "crops", "batch_size")
-                if getattr(self, k) < 1]
+        return range_problems(self, EVAL_RANGES)
 
 
 @dataclass(frozen=True)
@@ -200,7 +197,7 @@ class LogSection:
     progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a TTY, plain lines otherwise
 
     def problems(self) -> list[str]:
-        out = [] if self.every >= 1 else [f"every: expected >= 1, got {self.every}"]
+        out = range_problems(self, {"every": at_least(1)})
         if len(set(self.trackers)) != len(self.trackers):
             out.append(f"trackers: expected distinct names, got {list(self.trackers)}")
         return out

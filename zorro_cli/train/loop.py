@@ -13,26 +13,28 @@ checkpoint untouched.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
-from safetensors.torch import load_file
 from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
-from ..model.pretrained import WEIGHTS
+from ..lockfile import hold_lock
+from ..model.pretrained import WEIGHTS, read_weights
 from ..model.zorro import Zorro
 from ..recipes import TrainSection
 from .checkpoint import (
     Position,
+    checkpoint_step,
     load_rng,
     load_training_state,
+    nonfinite_tensors,
     resolve_resume,
     rng_state,
     save_checkpoint,
@@ -41,9 +43,10 @@ from .checkpoint import (
 from .objectives import ContrastiveObjective, IntraContrastiveObjective, SupervisedObjective
 from .optim import build_optimizer, lr_at, parameter_groups, set_lr
 from .reporting import RunLog
+from .runfolder import check_reuse, clean_stale
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
-from .task import TrainingFailed, TrainTask
+from .task import SetupError, TrainingFailed, TrainTask
 from .trackers import available_trackers
 from .validate import validation_metrics
 
@@ -99,33 +102,66 @@ def _forward(objective: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Ten
 
 
 def train(task: TrainTask) -> dict[str, Any]:
-    """Run (or resume) a training run; returns the summary printed for scripts."""
+    """Run (or resume) a training run; returns the summary printed for scripts.
+
+    A run folder is checked before anything is built (fast refusal), then again under its lock, which
+    the main process holds for the whole run (a second training there is refused in one line); under
+    the lock it removes what a killed run left half-written (:mod:`.runfolder`)."""
     t = task.recipe.train
+    writes = task.out_dir is not None and not task.dry_run
+    if writes:
+        _resume_point(task)
     set_seed(t.seed)  # the same initial weights on every process and in every run
     setup = build_setup(task)
     acc = make_accelerator(task, setup.find_unused)
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
+    with ExitStack() as stack:
+        if writes and acc.is_main_process:
+            assert task.out_dir is not None
+            try:
+                stack.enter_context(hold_lock(task.out_dir, what="run folder"))
+                clean_stale(task.out_dir)
+            except OSError as e:  # a read-only or unreachable --out
+                raise SetupError(f"--out {task.out_dir}: cannot write there ({e.strerror or e})") from None
+        return _train(task, setup, acc, _resume_point(task) if writes else None)
+
+
+def _resume_point(task: TrainTask) -> Path | None:
+    """The checkpoint to resume from (None: start at step 0), refusing to reuse a run folder wrongly."""
+    assert task.out_dir is not None
+    ckpt = resolve_resume(task.out_dir, task.resume)
+    check_reuse(task.out_dir, ckpt, 0 if ckpt is None else checkpoint_step(ckpt))
+    return ckpt
+
+
+def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None) -> dict[str, Any]:
+    """The run itself, from ``ckpt`` (or step 0): objective, optimiser, the loop, checkpoints, summary."""
+    t = task.recipe.train
     model: Zorro = setup.model
     objective = _objective(task, setup)
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
     pos = Position()
-    ckpt = None if task.dry_run or task.out_dir is None else resolve_resume(task.out_dir, task.resume)
     if ckpt is not None:
-        model.load_state_dict(load_file(str(ckpt / WEIGHTS)))
         opt_state, pos = load_training_state(ckpt)
+        model.load_state_dict(read_weights(ckpt / WEIGHTS))
         optimizer.load_state_dict(opt_state)
     objective, optimizer = acc.prepare(objective, optimizer)
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)
+    global_batch = t.batch_size * acc.num_processes
+    if global_batch > len(setup.train_set):
+        raise SetupError(f"train.batch_size: {t.batch_size} x {acc.num_processes} process(es) is a global batch of "
+                         f"{global_batch}, more than the {len(setup.train_set)} training clips in --data "
+                         f"{task.data_dir}; lower train.batch_size")
     steps_per_epoch = ShardedBatchSampler(len(setup.train_set), t.batch_size, acc.num_processes, 0, 0)\
         .batches_per_epoch() // t.accumulate
     if steps_per_epoch < 1:
-        raise TrainingFailed(f"{task.data_dir}: {len(setup.train_set)} clips give no full step of "
-                             f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
+        raise SetupError(f"--data {task.data_dir}: {len(setup.train_set)} training clips give no full step of "
+                         f"{t.batch_size} x {t.accumulate} x {acc.num_processes} processes")
     total = t.max_steps or t.epochs * steps_per_epoch
     if task.dry_run:
         return _dry_run(setup, acc, objective)
-    log = RunLog(task, setup, acc, total, start_step=pos.step)
+    log = RunLog(task, setup, acc, total, start_step=pos.step, resumed_from=ckpt)
     negatives = t.batch_size * acc.num_processes - 1  # InfoNCE gathers every process's micro-batch
     if task.mode == "pretrain" and negatives < MIN_NEGATIVES:
         log.info(f"warning: {negatives} contrastive negatives per clip (train.batch_size {t.batch_size} x "
@@ -145,6 +181,10 @@ def train(task: TrainTask) -> dict[str, Any]:
                 _validate(setup, acc, pos, log)
             if pos.step % t.checkpoint_every == 0 or last:
                 _checkpoint(setup, acc, objective, optimizer, pos, log)
+    except OSError as e:  # disk full writing the records, a cache file gone unreadable, ...
+        where = f"{e.filename}: " if e.filename else ""
+        raise TrainingFailed(f"step {pos.step}: {where}{' '.join(str(e.strerror or e).split())}; stopped. "
+                             f"Last good checkpoint: {log.last_checkpoint or 'none'}") from None
     finally:
         log.close()
     return log.summary(pos)
@@ -165,8 +205,14 @@ Batches = Iterator[tuple[int, dict[str, Any]]]
 
 def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, acc: Accelerator, batches: Batches,
                 pos: Position, t: TrainSection, total: int, log: RunLog) -> dict[str, float]:
-    """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere."""
-    sums: dict[str, float] = {}
+    """``t.accumulate`` micro-batches, one optimiser step; raises on a non-finite loss anywhere.
+
+    The host waits for the device once per update, not per micro-batch and metric: the losses and the
+    non-finite count stay on the device until one all-reduce, read before ``optimizer.step()``, so a
+    non-finite loss still stops the run before its update.
+    """
+    sums: dict[str, Tensor] = {}
+    nonfinite = torch.zeros(1, device=acc.device)
     clips, data_time, t0 = 0, 0.0, time.perf_counter()
     for i in range(t.accumulate):
         td = time.perf_counter()
@@ -176,33 +222,38 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
         sync = i == t.accumulate - 1
         with nullcontext() if sync else acc.no_sync(objective):
             out = _forward(objective, batch)
-            bad = acc.reduce(torch.tensor([0.0 if math.isfinite(out["loss"].item()) else 1.0], device=acc.device),
-                             "sum")
-            if bad.item() > 0:
-                raise TrainingFailed(
-                    f"step {pos.step + 1}: non-finite loss ({out['loss'].item()}) on {int(bad.item())} process(es); "
-                    f"stopped before the update. Last good checkpoint: {log.last_checkpoint or 'none'}")
+            nonfinite += (~torch.isfinite(out["loss"].detach())).float()
             acc.backward(out["loss"] / t.accumulate)
         for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) / t.accumulate
+            sums[k] = sums.get(k, 0.0) + v.detach().float() / t.accumulate
         clips += len(batch["index"])
         pos.batch_in_epoch = pos.batch_in_epoch + 1 if epoch == pos.epoch else 1
         pos.epoch = epoch
     if t.grad_clip > 0:
-        sums["grad_norm"] = float(acc.clip_grad_norm_(objective.parameters(), t.grad_clip))
+        sums["grad_norm"] = acc.clip_grad_norm_(objective.parameters(), t.grad_clip)
+    reduced = acc.reduce(torch.cat([nonfinite, torch.stack([v.reshape(()).to(acc.device) for v in sums.values()])]),
+                         "sum").tolist()  # the one host synchronisation of the update
+    means = {k: v / acc.num_processes for k, v in zip(sums, reduced[1:], strict=True)}
+    if reduced[0] > 0:
+        raise TrainingFailed(
+            f"step {pos.step + 1}: non-finite loss ({means['loss']}) in {int(reduced[0])} micro-batch(es); "
+            f"stopped before the update. Last good checkpoint: {log.last_checkpoint or 'none'}")
     lr = lr_at(pos.step, t.lr, t.warmup_steps, total, t.min_lr)
     set_lr(optimizer, lr)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - t0
-    means = {k: float(v) for k, v in zip(sums, acc.reduce(torch.tensor(list(sums.values()), device=acc.device),
-                                                            "mean").tolist(), strict=True)}
     return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time,
             "step_time_s": elapsed}
 
 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 pos: Position, log: RunLog) -> None:
+    bad = nonfinite_tensors(acc.unwrap_model(objective).named_parameters())
+    if acc.reduce(torch.tensor([float(len(bad))], device=acc.device), "sum").item() > 0:
+        raise TrainingFailed(
+            f"step {pos.step}: non-finite weights after the update ({', '.join(bad[:3]) or 'on another process'}"
+            f"{', ...' if len(bad) > 3 else ''}); not saved. Last good checkpoint: {log.last_checkpoint or 'none'}")
     state = acc.get_state_dict(objective)
     state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
     opt_state = optimizer.state_dict()

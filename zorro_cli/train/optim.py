@@ -42,8 +42,12 @@ def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr
 
 
 def build_optimizer(params: Iterable[dict], lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW over prepared groups (the learning rate is set every step from :func:`lr_at`)."""
-    return torch.optim.AdamW(list(params), lr=lr, betas=betas, eps=eps)
+    """AdamW over prepared groups (the learning rate is set every step from :func:`lr_at`).
+
+    Fused: one kernel updates every parameter of a group (CUDA and CPU alike), instead of a loop of small
+    kernels per tensor; the optimiser step of ViT-B is ~200 tensors.
+    """
+    return torch.optim.AdamW(list(params), lr=lr, betas=betas, eps=eps, fused=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

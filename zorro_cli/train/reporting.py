@@ -3,10 +3,12 @@
 Run directory (main process only)::
 
     recipe.yaml      the resolved recipe (load it back with --recipe)
-    run.json         command line, versions, world size, start time, warm-start report
+    run.json         command line, versions, world size, start time, warm-start report of the latest
+                     invocation, and ``invocations``: every invocation (fresh start, each resume) in order
     metrics.jsonl    one JSON object per logged step ({"step", "loss", "loss/<head>", "lr", "clips_per_s",
                      "data_time_s", "step_time_s"}, averaged over the steps since the previous record)
-                     and per validation ({"step", "val/<head>/<metric>"})
+                     and per validation ({"step", "val/<head>/<metric>"}); a resumed run first drops the
+                     rows past its checkpoint's step, so no step is logged twice
     tb/, mlruns/, wandb/   the trackers of ``log.trackers`` (train/trackers.py), the same records
     checkpoints/     see train/checkpoint.py
 
@@ -16,6 +18,7 @@ never wrapped (train/progress.py); the summary for scripts goes to stdout as one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -41,6 +44,7 @@ from ..output import stderr_console
 from ..recipes import dump_recipe, recipe_to_dict
 from .checkpoint import Position
 from .progress import LogWindow, eta_seconds, progress_line
+from .runfolder import record_invocation, trim_metrics
 from .setup import RunSetup
 from .task import TrainTask
 from .trackers import TB_FOLDER, available_trackers, init_kwargs, point_mlflow_at, scalars
@@ -66,7 +70,8 @@ def pick_best_metric(configured: str | None, mode: str, multilabel: bool, heads:
 class RunLog:
     """Run-directory records, progress and metrics for one training run (quiet on non-main processes)."""
 
-    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int) -> None:
+    def __init__(self, task: TrainTask, setup: RunSetup, acc: Accelerator, total: int, start_step: int,
+                 resumed_from: Path | None = None) -> None:
         self.acc, self.task, self.total = acc, task, total
         self.main = acc.is_main_process
         assert task.out_dir is not None, "a run that writes needs a run directory"
@@ -76,7 +81,7 @@ class RunLog:
         heads = list(setup.model.output_names)
         self.best_key = pick_best_metric(task.recipe.train.best_metric, task.mode, setup.multilabel, heads)
         self.minimise = "loss" in self.best_key
-        self.last_checkpoint: Path | None = None
+        self.last_checkpoint: Path | None = resumed_from  # named when the run stops before its next one
         self.last_val: dict[str, float] = {}
         self._best_now = False
         self.progress: Progress | None = None
@@ -90,8 +95,10 @@ class RunLog:
         run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
                "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
                "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total}
-        write_text_atomic(self.out / "run.json", json.dumps(run, indent=2) + "\n")
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total, "start_step": start_step,
+               "resumed_from": None if resumed_from is None else str(resumed_from)}
+        record_invocation(self.out / "run.json", run)
+        dropped = trim_metrics(self.out / "metrics.jsonl", start_step)
         self.metrics = (self.out / "metrics.jsonl").open("a")
         self._start_trackers()
         style = task.recipe.log.progress
@@ -101,6 +108,8 @@ class RunLog:
                                      console=self.console)
             self.progress.start()
             self.bar = self.progress.add_task(task.mode, total=total, completed=start_step, info="")
+        if dropped:
+            self.info(f"metrics.jsonl: dropped {dropped} row(s) past step {start_step}, where this run continues")
         self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
 
     def _start_trackers(self) -> None:
@@ -169,7 +178,8 @@ class RunLog:
         if self.progress is not None:
             self.progress.stop()
         if self.main:
-            self.metrics.close()
+            with contextlib.suppress(OSError):  # a full disk already stopped the run: that error is reported
+                self.metrics.close()
             for tracker in self.acc.trackers:  # (not acc.end_training(): it ends the process group too)
                 tracker.finish()
 
@@ -179,6 +189,7 @@ class RunLog:
                 "best_metric": self.best_key if pos.best_metric is not None else None,
                 "best_value": pos.best_metric, "best_step": pos.best_step, "val": self.last_val,
                 "seconds": round(time.time() - self.t_start, 1)}
+
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""

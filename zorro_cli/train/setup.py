@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from torch.utils.data import default_collate
 
 from ..data.cache import Cache
@@ -68,6 +69,25 @@ def check_splits(cache: Cache, data_dir: Path | None, **wanted: str | list[str] 
         if absent:
             raise SetupError(f"data.{key}: no split {', '.join(map(repr, absent))} in the cache at {data_dir} "
                              f"(it has {', '.join(have) or 'none'})")
+
+
+def unlabelled_clips(dataset: ClipDataset) -> list[str]:
+    """Ids of the dataset's clips without any label (read from the index's columns, no row objects)."""
+    rows = dataset.rows
+    counts = np.diff(rows.source.label_offsets)[rows.positions]
+    return [rows.source.clip_id[int(i)] for i in rows.positions[counts == 0]]
+
+
+def require_labels(dataset: ClipDataset, what: str) -> None:
+    """A single-label dataset must give every clip a class: an unlabelled clip would be a target of -1
+    (an IndexError in the loss, a wrong answer in a metric), so it is refused, counted, with the first ids."""
+    if dataset.multilabel:
+        return  # no label = a negative for every class: a valid multi-label target
+    missing = unlabelled_clips(dataset)
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise SetupError(f"{what}: {len(missing)} of {len(dataset)} clips have no label ({shown}); a single-label "
+                         "task needs one label per clip: label them or move them to another split")
 
 
 def build_model_config(recipe: Recipe, mode: Mode, n_mels: int, num_classes: int) -> ZorroConfig:
@@ -139,6 +159,10 @@ def build_setup(task: TrainTask) -> RunSetup:
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")
+    if task.mode == "finetune":
+        require_labels(train_set, f"--data {task.data_dir} split {r.data.train_split!r}")
+        if val_set is not None:
+            require_labels(val_set, f"--data {task.data_dir} split {r.data.val_split!r} (data.val_split)")
     model = Zorro(build_model_config(r, task.mode, int(cache.settings["n_mels"]), len(labels)))
     init_report = warm_start(model, task.init) if task.init else {}
     both = set(modalities) == {"audio", "video"}

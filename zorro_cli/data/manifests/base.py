@@ -9,6 +9,7 @@ cannot be read at all raises ``ManifestError`` (a usage error).
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,10 +112,15 @@ def header(path: Path, lines: list[str], required: tuple[str, ...]) -> list[str]
 
 
 def number(text: str, where: str, what: str) -> float:
+    """``text`` as a finite float; ``ValueError("where: what ... is not a finite number")`` otherwise
+    (``float`` reads 'nan' and 'inf', which no clip window can use)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{where}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {what} {text!r} is not a finite number")
+    return value
 
 
 def window_fields(ytid: str, start: float, end: float) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""Helper processes die with the process that started them, also after ``kill -9`` of it.
+
+Decode workers are forked by multiprocessing's fork server, not by the main process, so neither the
+kernel's parent-death signal nor the pool notices the main process being killed: the fork server and
+its workers lived on as orphans. :func:`die_with` gives a process a daemon thread that waits for the
+main process to exit (on a pidfd, Linux >= 5.3; else by polling once a second) and then ends it.
+
+The fork server gets its thread when it imports this module as a preload (the main process names
+itself in :data:`ENV` before starting it); a worker, in its initializer (threads do not survive the
+fork server's ``fork``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+
+ENV = "ZORRO_LIFELINE_PID"  # the main process's pid, for the fork server (which inherits the environment)
+POLL_S = 1.0
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Block until process ``pid`` has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, other OS), or the process is gone already
+        fd = None
+    if fd is not None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)  # a pidfd turns readable when its process exits
+        poller.poll()
+        return
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # alive, owned by someone else (cannot be ours: treat as alive)
+            pass
+        time.sleep(POLL_S)
+
+
+def die_with(pid: int) -> None:
+    """End this process (``os._exit(1)``, no clean-up: its parent is gone) once process ``pid`` exits."""
+    if pid == os.getpid():
+        return
+
+    def watch() -> None:
+        _wait_for_exit(pid)
+        os._exit(1)
+
+    threading.Thread(target=watch, name=f"die-with-{pid}", daemon=True).start()
+
+
+def announce() -> None:
+    """Name this process as the one helpers started from now on must die with (see :data:`ENV`)."""
+    os.environ[ENV] = str(os.getpid())
+
+
+def _preload() -> None:
+    """At import in a process that :func:`announce` named another process for (the fork server)."""
+    text = os.environ.get(ENV, "")
+    if text.isdigit() and int(text) != os.getpid():
+        die_with(int(text))
+
+
+_preload()
