@@ -57,9 +57,9 @@ def _report(summary: dict[str, Any], out: Path) -> dict[str, Any]:
     counts = summary.get("counts", {})
     cached = counts.get("cached", 0)
     if summary.get("complete", True):
-        line = (f"cached {cached} of {counts.get('rows', '?')} clips in {summary.get('shards')} shards -> {out}; "
-                f"{counts.get('failed', 0)} failed: {out / 'failures.csv'} lists every one with its reason "
-                f"(plan_failures.csv: the subset rejected before decoding, e.g. media not found)")
+        line = (f"cached {cached} of {counts.get('rows', '?')} clips ({counts.get('failed', 0)} failed, "
+                f"see {out / 'failures.csv'}: every input not cached, with its reason; plan_failures.csv: "
+                f"those rejected before decoding) in {summary.get('shards')} shards -> {out}")
     else:
         line = (f"part {summary['part']} done: {cached} clips cached in its shards; run "
                 f"`zorro preprocess --merge ... --out {out}` once every part has finished")
