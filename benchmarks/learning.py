@@ -189,10 +189,10 @@ def main() -> int:
 
     def train(verb: str, out: Path, *extra: str) -> Callable[[int], float]:
         def go(threads: int) -> float:
-            if (out / "checkpoints" / "last").exists():  # a rerun reuses finished trainings
-                return 0.0
-            return zorro(verb, "--recipe", "small", "--data", str(cache), "--out", str(out), *extra, *steps,
-                         log=log, threads=threads)
+            # a rerun reuses finished trainings and resumes killed ones (a finished one resumes to no step)
+            again = ("--resume", "auto") if (out / "checkpoints").is_dir() else ()
+            return zorro(verb, "--recipe", "small", "--data", str(cache), "--out", str(out), *again, *extra,
+                         *steps, log=log, threads=threads)
         return go
 
     jobs = {f"finetune {m}": train("finetune", run, f"model.masking={m}") for m, run in runs.items()}

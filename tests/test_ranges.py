@@ -64,3 +64,11 @@ def test_check_memory_and_flags() -> None:
     check_flags(clips=64, batch_size=16)
     with pytest.raises(UsageError, match=r"^--clips: expected in \[1, 64\], got 0; --batch-size: expected in"):
         check_flags(clips=0, batch_size=0)
+
+
+def test_eval_crops_are_one_or_three() -> None:
+    from zorro_cli.recipes.sections import EvalSection
+
+    assert EvalSection(crops=2).problems() == ["crops: expected 1 or 3 spatial crops, got 2"]
+    assert EvalSection(crops=1).problems() == [] and EvalSection(crops=3).problems() == []
+    assert len(EvalSection(crops=0).problems()) == 1  # the range table's own message, not both

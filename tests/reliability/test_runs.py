@@ -142,6 +142,17 @@ def test_case01_run_folder_is_never_silently_reused(run: Path, tiny_cache: Path,
     assert snapshot(run) == before
 
 
+def test_case01_resume_never_mixes_two_histories(run: Path, base_run: Path, tiny_cache: Path) -> None:
+    before = snapshot(run)
+    older = run / "checkpoints" / "step_00000002"
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "--resume", older), 2,
+            "holds later checkpoints (step_00000004)", "--resume auto", "fresh folder")
+    other = base_run / "checkpoints" / "step_00000004"
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "--resume", other), 2,
+            "holds another run's checkpoints", "fresh folder")
+    assert snapshot(run) == before
+
+
 def test_case01_pruning_goes_by_step_among_the_runs_own_checkpoints(tmp_path: Path) -> None:
     from zorro_cli.model import build_model
     from zorro_cli.train.checkpoint import Position, rng_state, save_checkpoint
@@ -159,21 +170,28 @@ def test_case01_pruning_goes_by_step_among_the_runs_own_checkpoints(tmp_path: Pa
 
 # -- case 2 -------------------------------------------------------------------------------------------------
 
-def test_case02_run_folder_copied_with_links_followed(base_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+def test_case02_run_folder_copied_with_links_followed(base_run: Path, run: Path, tiny_cache: Path,
+                                                      tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-rL", str(base_run), str(copy)], check=True)
     assert (copy / "checkpoints" / "last").is_dir() and not (copy / "checkpoints" / "last").is_symlink()
-    code, _, err = finetune(tiny_cache, copy, "train.max_steps=6", "train.checkpoint_every=2", "--resume", "auto")
+    more = ["train.max_steps=6", "train.checkpoint_every=2", "--resume", "auto"]
+    code, _, err = finetune(tiny_cache, copy, *more)
     assert code == 0, err
     assert "resumed from" in err and "at step 4" in err
     last = copy / "checkpoints" / "last"
     assert last.is_symlink() and last.resolve().name == "step_00000006" and logged_steps(copy) == [1, 2, 3, 4, 5, 6]
+    code, _, err = finetune(tiny_cache, run, *more)  # the original (links kept) resumed the same way
+    assert code == 0, err
+    ours, theirs = (load_file(str(r / "checkpoints" / "last" / "model.safetensors")) for r in (copy, run))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # the copy resumed exactly
     # a `last` that is a folder but no checkpoint: one line, not a restart
     broken = tmp_path / "broken"
     subprocess.run(["cp", "-rL", str(base_run), str(broken)], check=True)
     shutil.rmtree(broken / "checkpoints" / "last")
     (broken / "checkpoints" / "last").mkdir()
-    refused(*finetune(tiny_cache, broken, "train.max_steps=6", "--resume", "auto"), 2, "not a checkpoint")
+    refused(*finetune(tiny_cache, broken, "train.max_steps=6", "--resume", "auto"), 2,
+            "does not name a checkpoint (no training_state.pt there)", "step_00000004: pass it to --resume")
 
 
 # -- case 3 -------------------------------------------------------------------------------------------------
@@ -283,6 +301,9 @@ def test_case12_impossible_batch_and_crop_counts(base_run: Path, tiny_cache: Pat
             "global batch of 64", "16 training clips", "train.batch_size")
     refused(*zorro("evaluate", "--checkpoint", base_run, "--data", tiny_cache, "--crops", "2"), 2,
             "--crops: expected 1 or 3")
+    (tmp_path / "file").write_text("not a folder")
+    refused(*zorro("evaluate", "--checkpoint", base_run, "--data", tiny_cache, "--dump", tmp_path / "file" / "p.npz"),
+            1, "cannot write the results")
 
 
 # -- case 13 (training) -------------------------------------------------------------------------------------
@@ -345,3 +366,24 @@ def test_case16_half_written_checkpoints_removed_at_the_next_start(run: Path, ti
     assert code == 0, err
     assert not [p.name for p in [*root.iterdir(), *run.iterdir()] if ".tmp-" in p.name]
     assert steps(run) == ["step_00000004", "step_00000006"]
+
+
+# -- --resume with a recipe whose model differs (README: "--resume stops at loading") ----------------------
+
+def test_resume_with_another_model_is_one_line(run: Path, tiny_cache: Path) -> None:
+    before = snapshot(run)
+    refused(*finetune(tiny_cache, run, "train.max_steps=6", "model.fusion_tokens=2", "--resume", "auto"), 2,
+            "step_00000004: does not fit this model and recipe", "resume with the recipe it was trained with")
+    assert snapshot(run) == before
+
+
+def test_case14_disk_full_during_an_export(base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    def full_disk(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sh, "copyfile", full_disk)
+    refused(*zorro("export", "--checkpoint", base_run, "--format", "safetensors", "--out", tmp_path / "x"), 1,
+            "No space left on device", str(tmp_path / "x"))
+    assert not [p.name for p in (tmp_path / "x").iterdir()]  # no half-written file left

@@ -47,6 +47,7 @@ def test_a_tracker_not_installed_is_named_once_with_what_to_install(monkeypatch:
 def test_scalars_and_init_kwargs() -> None:
     assert trackers.scalars({"step": 3, "loss": 1, "lr": 0.5, "flag": True, "name": "x"}) == {"loss": 1.0, "lr": 0.5}
     assert trackers.init_kwargs(["tensorboard"], Path("/r/run1")) == {}
+    assert trackers.init_kwargs(["tensorboard"], Path("/r/run1"), start_step=50) == {"tensorboard": {"purge_step": 51}}
     assert trackers.init_kwargs(["wandb", "mlflow"], Path("/r/run1")) == {
         "wandb": {"dir": "/r/run1", "name": "run1"}, "mlflow": {"run_name": "run1"}}
 

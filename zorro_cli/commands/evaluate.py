@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
+from ..atomic import atomic_path
 from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
-from ..errors import UsageError
+from ..errors import Failure, UsageError
 from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
 from ..evaluation.compat import check_cache
 from ..evaluation.predict import head_metrics, predict
@@ -107,12 +108,24 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         "views": clips * (crops if "video" in read else 1), "masking": c.masking,
         "multilabel": cache.multilabel, "excluded": dataset.excluded}
     if acc.is_main_process:
-        if dump:
-            arrays: dict[str, Any] = {"targets": targets, "clip_ids": np.array([r.clip_id for r in dataset.rows]),
-                      **{f"scores_{h}": s for h, s in scores.items()}}
-            np.savez_compressed(dump, **arrays)
-        if plots:
-            result["plots"] = write_plots(Path(plots), Path(checkpoint), targets, scores, cache.label_names,
-                                          cache.multilabel, split, condition(read, missing))
+        try:
+            if dump:
+                arrays: dict[str, Any] = {"targets": targets,
+                                          "clip_ids": np.array([r.clip_id for r in dataset.rows]),
+                                          **{f"scores_{h}": s for h, s in scores.items()}}
+                _save_npz(Path(dump), arrays)
+            if plots:
+                result["plots"] = write_plots(Path(plots), Path(checkpoint), targets, scores, cache.label_names,
+                                              cache.multilabel, split, condition(read, missing))
+        except OSError as e:  # a full disk, a read-only folder, a file where a folder should be
+            raise Failure(f"{e.filename or dump or plots}: cannot write the results "
+                          f"({' '.join(str(e.strerror or e).split())})") from None
         print_table(result)
     return result
+
+
+def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """``np.savez_compressed`` to ``path`` (``.npz`` added as numpy does), atomically."""
+    path = path if path.name.endswith(".npz") else path.with_name(path.name + ".npz")
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)

@@ -163,8 +163,13 @@ def run(*, checkpoint: str | Path, out: str | Path, fmt: str = "safetensors", mo
         raise  # WeightsError, a config that contradicts itself: each names the file
     except ValueError as e:  # weights that do not fit their config
         raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
+    except OSError as e:  # a full disk or read-only --out (nothing half-written: every file is atomic)
+        raise ExportError(f"--out {folder}: {' '.join(str(e.strerror or e).split())}") from None
     base = {k: v for k, v in info.items() if k != CHECKSUM}  # no model.safetensors beside the ONNX files
-    res = export_onnx(model, modality, folder, extra_config=base)
+    try:
+        res = export_onnx(model, modality, folder, extra_config=base)
+    except OSError as e:
+        raise ExportError(f"--out {folder}: {' '.join(str(e.strerror or e).split())}") from None
     print(f"{res.path}: max |onnx - torch| = {res.max_abs_diff:.2e} over outputs {', '.join(res.outputs)}",
           file=sys.stderr)
     return {"format": fmt, "out": str(folder), "files": [str(res.path), str(folder / CONFIG)],

@@ -6,8 +6,8 @@ its workers lived on as orphans. :func:`die_with` gives a process a daemon threa
 main process to exit (on a pidfd, Linux >= 5.3; else by polling once a second) and then ends it.
 
 The fork server gets its thread when it imports this module as a preload (the main process names
-itself in :data:`ENV` before starting it); a worker, in its initializer (threads do not survive the
-fork server's ``fork``).
+itself in :data:`ENV` while starting it, :func:`announced`); a worker, in its initializer (threads do
+not survive the fork server's ``fork``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import select
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ENV = "ZORRO_LIFELINE_PID"  # the main process's pid, for the fork server (which inherits the environment)
 POLL_S = 1.0
@@ -54,9 +56,19 @@ def die_with(pid: int) -> None:
     threading.Thread(target=watch, name=f"die-with-{pid}", daemon=True).start()
 
 
-def announce() -> None:
-    """Name this process as the one helpers started from now on must die with (see :data:`ENV`)."""
+@contextmanager
+def announced() -> Iterator[None]:
+    """Name this process, for the block, as the one that helpers started in it must die with (see
+    :data:`ENV`); the environment is restored after, so later subprocesses do not inherit it."""
+    before = os.environ.get(ENV)
     os.environ[ENV] = str(os.getpid())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def _preload() -> None:

@@ -19,10 +19,11 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from typing import Any
 
 from .config import PreprocessConfig
-from .lifeline import announce, die_with
+from .lifeline import announced, die_with
 from .media import ClipTask
 from .pipeline import ClipFailure, ClipResult, process_clip
 
@@ -69,9 +70,10 @@ def _guarded(fn: Work, task: ClipTask) -> ClipResult | ClipFailure:
 
 def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
     ctx: Any = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    announce()  # the fork server, started on first use, dies with this process too (lifeline.py)
-    if hasattr(ctx, "set_forkserver_preload"):
+    if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["zorro_cli.data.lifeline", "zorro_cli.data.pipeline"])
+        with announced():  # started now (not at the first submit): it dies with this process (lifeline.py)
+            forkserver.ensure_running()
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, os.getpid()))
 
 

@@ -185,7 +185,10 @@ class EvalSection:
     batch_size: int = 8
 
     def problems(self) -> list[str]:
-        return range_problems(self, EVAL_RANGES)
+        out = range_problems(self, EVAL_RANGES)
+        if not out and self.crops not in (1, 3):  # the centre crop, or left/centre/right
+            out.append(f"crops: expected 1 or 3 spatial crops, got {self.crops}")
+        return out
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import torch
 
 from ..atomic import atomic_folder, atomic_path
 from ..errors import Failure, UsageError
-from ..model.pretrained import write_model_files
+from ..model.pretrained import WEIGHTS, read_weights, write_model_files
 from ..model.zorro import Zorro
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -204,6 +204,27 @@ def load_training_state(ckpt: Path) -> tuple[dict, Position]:
     return blob["optimizer"], Position(**blob["position"])
 
 
+def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Position:
+    """Load a checkpoint's weights (verified: :func:`read_weights`) and optimiser state into ``model`` and
+    ``optimizer``; returns its position. Weights or a state that do not fit (another preset or recipe, a
+    run saved by an older version) are one :class:`ResumeError` instead of PyTorch's key listing."""
+    opt_state, pos = load_training_state(ckpt)
+    try:
+        missing, unexpected = model.load_state_dict(read_weights(ckpt / WEIGHTS), strict=False)
+        if not missing and not unexpected:
+            optimizer.load_state_dict(opt_state)
+    except (RuntimeError, ValueError, KeyError) as e:
+        if isinstance(e, UsageError):
+            raise
+        raise ResumeError(f"--resume {ckpt}: does not fit this model and recipe ({' '.join(str(e).split())[:160]}); "
+                          "resume with the recipe it was trained with") from None
+    if missing or unexpected:
+        raise ResumeError(f"--resume {ckpt}: its weights do not fit this model ({len(missing)} missing, "
+                          f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]}); resume with "
+                          "the recipe it was trained with")
+    return pos
+
+
 def load_rng(ckpt: Path, rank: int) -> dict[str, Any] | None:
     """This process's RNG states, or None when the checkpoint came from fewer processes."""
     path = ckpt / f"rng_rank{rank}.pt"
@@ -223,7 +244,8 @@ def _auto(run_dir: Path) -> Path | None:
         return (steps[-1] if steps and own is not None and (step_of(steps[-1]) or 0) > own else target).resolve()
     if not steps and not last.is_symlink() and not last.exists():
         return None
-    state = "a dangling link" if last.is_symlink() else "not a checkpoint" if last.exists() else "missing"
+    state = ("missing" if not last.is_symlink() and not last.exists() else "a dangling link" if not last.exists()
+             else "no training_state.pt there")
     hint = f"; the newest checkpoint is {steps[-1]}: pass it to --resume" if steps else ""
     raise ResumeError(f"--resume auto: {last} does not name a checkpoint ({state}){hint}")
 

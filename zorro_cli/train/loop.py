@@ -26,16 +26,15 @@ from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
 from ..lockfile import hold_lock
-from ..model.pretrained import WEIGHTS, read_weights
 from ..model.zorro import Zorro
 from ..recipes import TrainSection
 from .checkpoint import (
     Position,
     checkpoint_step,
     load_rng,
-    load_training_state,
     nonfinite_tensors,
     resolve_resume,
+    restore,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -142,9 +141,7 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
     pos = Position()
     if ckpt is not None:
-        opt_state, pos = load_training_state(ckpt)
-        model.load_state_dict(read_weights(ckpt / WEIGHTS))
-        optimizer.load_state_dict(opt_state)
+        pos = restore(ckpt, model, optimizer)
     objective, optimizer = acc.prepare(objective, optimizer)
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)

@@ -100,7 +100,7 @@ class RunLog:
         record_invocation(self.out / "run.json", run)
         dropped = trim_metrics(self.out / "metrics.jsonl", start_step)
         self.metrics = (self.out / "metrics.jsonl").open("a")
-        self._start_trackers()
+        self._start_trackers(start_step)
         style = task.recipe.log.progress
         if style == "bar" or (style == "auto" and sys.stderr.isatty()):
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -112,7 +112,7 @@ class RunLog:
             self.info(f"metrics.jsonl: dropped {dropped} row(s) past step {start_step}, where this run continues")
         self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
 
-    def _start_trackers(self) -> None:
+    def _start_trackers(self, start_step: int) -> None:
         """The trackers the Accelerator was built with (``log_with``); a line for each one not installed."""
         for note in available_trackers(self.task.recipe.log.trackers)[1]:
             self.info(note)
@@ -123,7 +123,7 @@ class RunLog:
             point_mlflow_at(self.out, self.task.mode)
         config = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                   for k, v in _flatten(recipe_to_dict(self.task.recipe)).items()}
-        self.acc.init_trackers(TB_FOLDER, config=config, init_kwargs=init_kwargs(names, self.out))
+        self.acc.init_trackers(TB_FOLDER, config=config, init_kwargs=init_kwargs(names, self.out, start_step))
 
     def info(self, msg: str) -> None:
         if self.main:

@@ -38,9 +38,12 @@ def available_trackers(wanted: Sequence[str]) -> tuple[list[str], list[str]]:
     return usable, notes
 
 
-def init_kwargs(trackers: Sequence[str], run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per-tracker keyword arguments for ``Accelerator.init_trackers`` that keep files in ``run_dir``."""
+def init_kwargs(trackers: Sequence[str], run_dir: Path, start_step: int = 0) -> dict[str, dict[str, Any]]:
+    """Per-tracker keyword arguments for ``Accelerator.init_trackers`` that keep files in ``run_dir``; a run
+    resumed at ``start_step`` drops TensorBoard events past it (a killed run's), as ``metrics.jsonl`` does."""
     out: dict[str, dict[str, Any]] = {}
+    if "tensorboard" in trackers and start_step:
+        out["tensorboard"] = {"purge_step": start_step + 1}
     if "wandb" in trackers:
         out["wandb"] = {"dir": str(run_dir), "name": run_dir.name}
     if "mlflow" in trackers:
