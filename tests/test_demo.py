@@ -24,7 +24,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     proc = subprocess.run([sys.executable, "-m", "zorro_cli.cli", "demo", "--out", str(out)],
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return out, json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.stdout.count("\n") == 1  # one JSON line on stdout, everything else on stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.split()[0] == "seconds:" and "{" not in last and "total" in last, last  # not a raw dict
+    return out, json.loads(proc.stdout)
 
 
 def test_demo_heads_are_well_above_chance_and_everything_is_written(demo: tuple[Path, dict]) -> None:
@@ -36,7 +39,8 @@ def test_demo_heads_are_well_above_chance_and_everything_is_written(demo: tuple[
     assert summary["heads"]["audio missing"]["video"] >= 0.6
     for f in summary["files"]:
         assert Path(f).is_file(), f
-    assert {p.name for p in (out / "plots").iterdir()} >= {"confusion_global.png", "training_curves.png"}
+    assert {p.name for p in (out / "plots").iterdir()} >= {"confusion_global.png", "training_curves.png",
+                                                            "pretraining_curves.png"}
     cfg = json.loads((out / "export" / "config.json").read_text())
     assert {"labels", "preprocessing", "model", "onnx"} <= set(cfg)
     assert {"sample_rate", "n_mels", "hop_length", "fps", "mel_mean", "mel_std"} <= set(cfg["preprocessing"])
@@ -132,7 +136,7 @@ def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path,
     out, _ = demo
     run = tmp_path / backbone
     finetune.run(recipe=load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400",
-                                             "data.val_split=null"]), data=out / "cache", out=run)
+                                             "data.val_holdout=0"]), data=out / "cache", out=run)
     heads = evaluate.run(checkpoint=str(run), data=str(out / "cache"))["heads"]
     assert set(heads) == {"audio", "video", "fusion", "global"}
     assert all(m["top1"] >= 0.5 for m in heads.values()), heads  # chance: 0.25

@@ -21,7 +21,7 @@ def tiny_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     from zorro_cli.recipes import load_recipe
 
     out = tmp_path_factory.mktemp("eval") / "run"
-    finetune.run(recipe=load_recipe("tiny", ["train.max_steps=4", "data.val_split=null"]), data=tiny_cache, out=out)
+    finetune.run(recipe=load_recipe("tiny", ["train.max_steps=4", "data.val_holdout=0"]), data=tiny_cache, out=out)
     return out
 
 
@@ -44,12 +44,15 @@ def test_evaluate_json_dump_and_errors(tiny_run: Path, tiny_cache: Path, tmp_pat
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "r.json").read_text())
     assert set(out["heads"]) == {"audio", "video", "fusion", "global"} and out["views"] == 6
-    assert set(out["heads"]["audio"]) == {"top1", "top5", "mean_class_acc"} and out["num_clips"] > 0
+    assert set(out["heads"]["audio"]) == {"top1", "mean_class_acc"} and out["num_clips"] > 0  # 4 classes: no top5
+    assert out["checkpoint_used"] == str(tiny_run / "checkpoints" / "last")  # no validation: no best
+    assert "evaluating " in res.stderr and "checkpoints/last" in res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1]) == out
     for args, msg in [
-        (["--modality", "smell"], "--modality: expected one of"),
+        (["--modality", "smell"], "'smell' is not one of 'all', 'audio', 'video', 'fusion', 'global'"),
         (["--missing", "audio", "--modality", "audio"], "cannot be evaluated with --missing audio"),
-        (["--split", "nope"], "no clip of split 'nope'"),
+        (["--split", "nope"], "--split nope: the cache at"),
+        (["--split", "val"], "no such split (it has test, train)"),
     ]:
         res = runner.invoke(app, ["evaluate", "--checkpoint", str(tiny_run), "--data", str(tiny_cache), *args])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and msg in res.stderr, (args, res.output)
@@ -68,7 +71,7 @@ def test_export_cli_round_trip(tiny_run: Path, tmp_path: Path) -> None:
     cfg = json.loads((tmp_path / "x" / "config.json").read_text())
     assert model.config.num_classes == len(cfg["labels"]) == 4
     res = runner.invoke(app, ["export", "--checkpoint", str(tiny_run), "--format", "tflite", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "--format: expected safetensors or onnx" in res.stderr
+    assert res.exit_code == 2 and "'tflite' is not one of 'safetensors', 'onnx'" in res.stderr
 
 
 @pytest.mark.slow

@@ -26,9 +26,15 @@ def test_usage_errors(tmp_path, synth_dir):
     m, root, out = synth_dir / "manifest.csv", synth_dir, tmp_path / "out"
     one_line_error(zorro("--manifest", tmp_path / "none.csv", "--media-root", root, "--out", out), "no such file")
     one_line_error(zorro("--manifest", m, "--format", "youtube", "--media-root", root, "--out", out),
-                   "unknown format 'youtube'")
+                   "'youtube' is not one of 'generic', 'audioset'")
     one_line_error(zorro("--manifest", m, "--media-root", tmp_path / "nope", "--out", out), "--media-root")
-    one_line_error(zorro("--manifest", m, "--media-root", root), "--out and --media-root are required")
+    one_line_error(zorro("--manifest", m, "--media-root", root), "error: --out is required")
+    one_line_error(zorro("--manifest", m, "--out", out), "error: --media-root is required")
+    one_line_error(zorro("--manifest", m), "error: --out and --media-root are required")
+    classy = tmp_path / "classy.csv"
+    classy.write_text("path,class\nclass0/class0_000.mp4,a\n")
+    one_line_error(zorro("--manifest", classy, "--media-root", root, "--out", out),
+                   "column 'class' but no 'label' column; a generic manifest is path,label[,split]: rename")
     one_line_error(zorro("--manifest", m, "--media-root", root, "--out", out, "--shard", "3/2"), "0 <= I < N")
     one_line_error(zorro("--manifest", m, "--media-root", root, "--out", out, "--recipe", "nope"), "not found")
     one_line_error(zorro("--manifest", m, "--media-root", root, "--out", out, "--recipe", "tiny", "fps=fast"),

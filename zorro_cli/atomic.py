@@ -63,14 +63,36 @@ def copy_atomic(src: Path, dst: Path, link: bool = False) -> None:
             shutil.copyfile(src, tmp)
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_modes(tmp: Path) -> None:
+    """Give a finished folder the modes a plain ``mkdir`` / ``open`` would have (0755 / 0644 under the
+    usual umask 022): ``mkdtemp`` makes folders 0700, and some writers (safetensors) make files 0600."""
+    mask = current_umask()
+    for root, dirs, files in os.walk(tmp):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+
+
 @contextmanager
 def atomic_folder(folder: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``folder`` in one rename, else vanishes."""
+    """Yield a temporary sibling folder; on success it replaces ``folder`` in one rename, else vanishes.
+    The folder and its files get the modes ``mkdir`` and ``open`` would give them (umask respected)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         yield tmp
+        _publish_modes(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(old)

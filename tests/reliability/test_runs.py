@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from zorro_cli.cli import app
 from zorro_cli.lockfile import hold_lock
 
-FAST = ["data.val_split=null", "log.every=1", "train.warmup_steps=2", "train.keep_last=2"]
+FAST = ["data.val_split=null", "data.val_holdout=0", "log.every=1", "train.warmup_steps=2", "train.keep_last=2"]
 
 
 def zorro(*args: str) -> tuple[int, list[str], str]:
@@ -232,7 +232,8 @@ def test_case04_nonfinite_scores_are_refused(base_run: Path, tiny_cache: Path, m
             "non-finite scores", "1 of", victim)
     # validation during training goes through the same code
     refused(*zorro("finetune", "--recipe", "tiny", "--data", tiny_cache, "--out", tmp_path / "val",
-                   "train.max_steps=2", "log.every=1"), 1, "non-finite scores", victim)
+                   "train.max_steps=2", "log.every=1", "data.val_split=test", "data.val_holdout=0"), 1,
+            "non-finite scores", victim)
     # multi-label (was a scikit-learn traceback)
     monkeypatch.undo()
     ml_run = tmp_path / "ml"

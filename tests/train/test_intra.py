@@ -16,7 +16,7 @@ from zorro_cli.data.dataset import ClipDataset
 from zorro_cli.model.losses import intra_contrastive_loss
 
 TINY = dict(audio_frames=64, frames=4, image_size=32)
-FAST = ["data.val_split=test", "log.every=1", "train.warmup_steps=2", "train.lr=2e-3", "eval.batch_size=8"]
+FAST = ["data.val_split=test", "data.val_holdout=0", "log.every=1", "train.warmup_steps=2", "train.lr=2e-3", "eval.batch_size=8"]
 
 
 def test_intra_loss_literal() -> None:

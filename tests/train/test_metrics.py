@@ -55,7 +55,9 @@ def test_top_k_and_mean_class_accuracy_hand_computed() -> None:
     assert top_k_accuracy(scores, labels, 2) == pytest.approx(1.0)
     # per class recall: class0 1/1, class1 1/2, class2 1/1 -> 5/6
     assert mean_class_accuracy(scores, labels) == pytest.approx(5 / 6)
-    assert single_label_metrics(scores, labels)["top5"] == 1.0  # k capped at C
+    assert top_k_accuracy(scores, labels, 5) == 1.0  # k capped at C
+    assert set(single_label_metrics(scores, labels)) == {"top1", "mean_class_acc"}  # no top5 with 3 classes
+    assert set(single_label_metrics(np.eye(6)[[0, 1]], np.array([0, 1]))) == {"top1", "top5", "mean_class_acc"}
     assert confusion_matrix(scores, labels, 3).tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
 
 

@@ -26,7 +26,7 @@ from zorro_cli.cli import app
 from zorro_cli.recipes import bundled_recipes
 
 ZORRO = [sys.executable, "-m", "zorro_cli.cli"]
-FAST = ["data.val_split=null", "log.every=1", "train.warmup_steps=2"]
+FAST = ["data.val_holdout=0", "log.every=1", "train.warmup_steps=2"]
 
 
 def zorro(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -98,6 +98,8 @@ def _mistakes(tmp: Path, cache: Path) -> list[tuple[list[str], str]]:
         ([], "--data is required"),
         ([*d, "--resume", str(tmp)], "not a checkpoint folder"),
         ([*d, "train.max_steps=-1"], "train.max_steps: expected >= 1, got -1"),
+        ([*d, "data.train_split=val"], "data.train_split: no split 'val' in the cache at"),
+        ([*d, "data.val_holdout=0", "data.val_split=[test, dev]"], "no split 'dev' in the cache at "),
     ]
 
 
@@ -191,7 +193,7 @@ def test_diverging_run_stops_with_last_good_checkpoint(tmp_path: Path, tiny_cach
     run = tmp_path / "nan"
     proc = zorro("finetune", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(run),
                  "train.max_steps=30", "train.checkpoint_every=1", "train.lr=1e30", "train.warmup_steps=0",
-                 "train.grad_clip=0", "data.val_split=null", check=False)
+                 "train.grad_clip=0", "data.val_holdout=0", check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
     err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "non-finite loss" in err[0] and "Last good checkpoint" in err[0]
@@ -237,14 +239,14 @@ def test_unimodal_run_initialises_a_multimodal_finetune(tmp_path: Path, tiny_cac
 
 
 def test_tensorboard_events_carry_the_logged_metrics(tmp_path: Path, tiny_cache: Path) -> None:
-    """``log.tensorboard``: the run's ``tb/`` events hold the same scalars, at the same steps, as
+    """``log.trackers: [tensorboard]``: the run's ``tb/`` events hold the same scalars, at the same steps, as
     ``metrics.jsonl`` (tensorboard comes with the ``test`` extra)."""
     pytest.importorskip("tensorboard", reason="tensorboard is installed by the test extra")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "tb-run"
     zorro("pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(run), "train.max_steps=6",
-          "log.tensorboard=true", *FAST)
+          "log.trackers=[tensorboard]", *FAST)
     events = EventAccumulator(str(run / "tb"))
     events.Reload()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

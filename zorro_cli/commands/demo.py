@@ -21,6 +21,7 @@ from rich.table import Table
 from ..atomic import write_text_atomic
 from ..data.build import Job, preprocess
 from ..data.synth import make_synthetic_dataset
+from ..output import stderr_console
 from ..recipes import load_recipe
 from . import evaluate, export, finetune, pretrain
 
@@ -38,7 +39,7 @@ def _stage(console: Console, title: str) -> float:
 def run(*, out: Path, classes: int = 4, clips_per_class: int = 16, pretrain_steps: int = 150,
         finetune_steps: int = 400, onnx: bool = True, seed: int = 0, backbone: str = "vit") -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (metrics per head and where things are)."""
-    console = Console(stderr=True)
+    console = stderr_console()
     out = Path(out)
     times: dict[str, float] = {}
     t = _stage(console, "1/6 synthesise media")
@@ -108,4 +109,6 @@ def _final_table(console: Console, summary: dict[str, Any]) -> None:
     console.print(table)
     for key in ("pretrain", "finetune", "evaluation", "plots", "export"):
         console.print(f"{key:>10}: {summary[key]}")
-    console.print(f"   seconds: {summary['seconds']}")
+    seconds = summary["seconds"]
+    console.print(f"{'seconds':>10}: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+                  + f" (total {sum(seconds.values()):.1f})")

@@ -17,9 +17,10 @@ from ..errors import Failure, UsageError
 from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
 from ..evaluation.compat import check_cache
 from ..evaluation.predict import autocast_dtype, head_metrics, predict
-from ..evaluation.report import print_table, write_plots
+from ..evaluation.report import condition, print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
+from ..output import say
 from ..train.setup import require_labels
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
@@ -77,6 +78,14 @@ def loader_settings(checkpoint: str | Path, workers: int | None, batch_size: int
     return workers, batch_size or run_batch or DEFAULT_BATCH
 
 
+def checkpoint_used(checkpoint: str | Path) -> Path:
+    """The folder whose weights ``checkpoint`` stands for: a run directory's ``checkpoints/best`` (else
+    ``checkpoints/last``), or the model folder itself."""
+    weights = resolve_model_path(checkpoint)
+    inside_run = Path(checkpoint).is_dir() and weights.parent.parent.name == "checkpoints"
+    return weights.parent if inside_run else Path(checkpoint)
+
+
 def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modality: str = "all",
         missing: str | None = None, clips: int = 1, crops: int = 3, batch_size: int | None = None,
         dump: str | Path | None = None, plots: str | Path | None = None, workers: int | None = None,
@@ -96,6 +105,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         _, info = read_model_config(checkpoint)
         model = load_pretrained(checkpoint)
         dtype = autocast_dtype(precision, info.get("precision"))
+        used = checkpoint_used(checkpoint)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"--checkpoint {checkpoint}: {e}") from None
     if model.heads is None:
@@ -108,6 +118,9 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         raise UsageError(f"--data {data}: {cache.settings['n_mels']} mel bins, the model reads {c.n_mels}")
     if len(cache.label_names) != c.num_classes:
         raise UsageError(f"--data {data}: {len(cache.label_names)} labels, the model has {c.num_classes} classes")
+    if split not in cache.index.split_names:
+        raise UsageError(f"--split {split}: the cache at {data} has no such split (it has "
+                         f"{', '.join(cache.index.split_names) or 'none'})")
     read, heads = plan_inputs(c.masking, modality, missing)
     dataset = ClipDataset.from_inputs(cache, ModelInputs.from_config(info), split, "eval", modalities=read,
                                       eval_clips=clips, eval_crops=crops)
@@ -115,6 +128,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         raise UsageError(f"--data {data}: no clip of split {split!r} has {' and '.join(read)} "
                          f"(excluded: {dataset.excluded})")
     require_labels(dataset, f"--data {data} split {split!r}")
+    if used != Path(checkpoint):
+        say(f"evaluating {used} ({used.resolve().name}) of run {checkpoint}")
     acc = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: join a gloo group under torchrun
     need = batch_bytes(ModelInputs.from_config(info), c.n_mels, read, clips * crops, min(batch_size, len(dataset)))
     check_memory(need, available_bytes(acc.device), f"--clips {clips} x --crops {crops} x --batch-size {batch_size}")
@@ -124,10 +139,11 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         scores = {h: s for h, s in scores.items() if h in heads}
     result: dict[str, Any] = {
         "heads": head_metrics(targets, scores, cache.multilabel), "num_clips": len(dataset),
-        "checkpoint": str(checkpoint), "data": str(data), "split": split, "modality": modality,
-        "missing": missing, "inputs": list(read), "views": clips * crops, "masking": c.masking,
-        "multilabel": cache.multilabel, "excluded": dataset.excluded, "workers": workers, "batch_size": batch_size,
-        "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch.")}
+        "checkpoint": str(checkpoint), "checkpoint_used": str(used), "data": str(data), "split": split,
+        "modality": modality, "missing": missing, "inputs": list(read),
+        "views": clips * (crops if "video" in read else 1), "masking": c.masking,
+        "multilabel": cache.multilabel, "excluded": dataset.excluded, "workers": workers,
+        "batch_size": batch_size, "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch.")}
     if acc.is_main_process:
         try:
             if dump:
@@ -137,7 +153,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
                 _save_npz(Path(dump), arrays)
             if plots:
                 result["plots"] = write_plots(Path(plots), Path(checkpoint), targets, scores, cache.label_names,
-                                              cache.multilabel)
+                                              cache.multilabel, split, condition(read, missing))
         except OSError as e:  # a full disk, a read-only folder, a file where a folder should be
             raise Failure(f"{e.filename or dump or plots}: cannot write the results "
                           f"({' '.join(str(e.strerror or e).split())})") from None

@@ -34,8 +34,9 @@ def run(*, manifests: Sequence[Path], media_root: Path | None, out: Path | None,
     ``overrides`` are recipe overrides; a bare ``key=value`` means ``preprocess.key=value``. Raises
     ``UsageError`` for bad inputs and ``Failure`` when not a single clip could be cached.
     """
+    missing = [flag for flag, value in (("--out", out), ("--media-root", media_root)) if value is None]
     if out is None or media_root is None:
-        raise UsageError("--out and --media-root are required")
+        raise UsageError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required")
     keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides]
     if shard_size is not None:
         keys.append(f"preprocess.shard_size={shard_size}")
@@ -57,7 +58,8 @@ def _report(summary: dict[str, Any], out: Path) -> dict[str, Any]:
     cached = counts.get("cached", 0)
     if summary.get("complete", True):
         line = (f"cached {cached} of {counts.get('rows', '?')} clips ({counts.get('failed', 0)} failed, "
-                f"see {out / 'failures.csv'}) in {summary.get('shards')} shards -> {out}")
+                f"see {out / 'failures.csv'}: every input not cached, with its reason; plan_failures.csv: "
+                f"those rejected before decoding) in {summary.get('shards')} shards -> {out}")
     else:
         line = (f"part {summary['part']} done: {cached} clips cached in its shards; run "
                 f"`zorro preprocess --merge ... --out {out}` once every part has finished")

@@ -20,6 +20,7 @@ frames. A clip shorter than a window holds its last frame / pads the normalised 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,21 @@ from .cache import Cache, IndexRow, IndexView
 from .inputs import MelNorm, ModelInputs, mel_normalisation
 
 
+def holdout_mask(clip_ids: Sequence[str], fraction: float) -> np.ndarray:
+    """Which of ``clip_ids`` are held out for validation: ``round(fraction * n)`` of them (at least one
+    when ``fraction > 0``, never all), those first in the order of the SHA-1 of their id. The set depends
+    on the clips alone (not on their order, the seed or the number of processes), so a resumed or
+    differently launched run holds out the same clips."""
+    n = len(clip_ids)
+    mask = np.zeros(n, bool)
+    if fraction <= 0 or n < 2:
+        return mask
+    k = min(n - 1, max(1, round(fraction * n)))
+    order = sorted(range(n), key=lambda i: hashlib.sha1(clip_ids[i].encode("utf-8")).hexdigest())
+    mask[order[:k]] = True
+    return mask
+
+
 def _pair(x: int | Sequence[int]) -> tuple[int, int]:
     return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
@@ -46,7 +62,8 @@ class ClipDataset(Dataset):
                  mode: Literal["train", "eval"] = "train", modalities: Sequence[str] = ("audio", "video"),
                  audio_frames: int = 640, frames: int = 8, image_size: int | Sequence[int] = 224,
                  frame_stride: int = 1, seed: int = 0, eval_clips: int = 1, eval_crops: int = 3,
-                 augment: AugmentConfig | None = None, mel_norm: MelNorm = "global", views: int = 1) -> None:
+                 augment: AugmentConfig | None = None, mel_norm: MelNorm = "global", views: int = 1,
+                 holdout: tuple[float, bool] | None = None) -> None:
         self.cache = cache_dir if isinstance(cache_dir, Cache) else Cache(cache_dir)
         bad = [m for m in modalities if m not in ("audio", "video")]
         if bad or not modalities or mode not in ("train", "eval") or eval_crops not in (1, 3):
@@ -64,7 +81,7 @@ class ClipDataset(Dataset):
         self.eval_clips, self.eval_crops = eval_clips, eval_crops
         self.augment = augment if augment is not None else (AugmentConfig() if mode == "train" else aug.NO_AUGMENT)
         splits = None if split is None else {split} if isinstance(split, str) else set(split)
-        self.rows, self.excluded = self._select(splits)
+        self.rows, self.excluded = self._select(splits, holdout)
         self.num_classes = len(self.cache.label_names)
         self.multilabel = self.cache.multilabel
         self._norm = self._mel_norm(mel_norm) if "audio" in self.modalities and self.rows else None
@@ -73,18 +90,23 @@ class ClipDataset(Dataset):
     def from_inputs(cls, cache: str | Path | Cache, inputs: ModelInputs, split: str | Sequence[str] | None,
                     mode: Literal["train", "eval"], *, modalities: Sequence[str] | None = None, seed: int = 0,
                     eval_clips: int = 1, eval_crops: int = 3, augment: AugmentConfig | None = None,
-                    views: int = 1) -> ClipDataset:
-        """The clips a model with ``inputs`` reads (``modalities``: a subset of its modalities to read)."""
+                    views: int = 1, holdout: tuple[float, bool] | None = None) -> ClipDataset:
+        """The clips a model with ``inputs`` reads (``modalities``: a subset of its modalities to read;
+        ``holdout``: ``(fraction, held)``, only the held-out clips of ``split`` or only the others)."""
         return cls(cache, split=split, mode=mode, modalities=tuple(modalities or inputs.modalities),
                    audio_frames=inputs.audio_frames, frames=inputs.frames, image_size=inputs.image_size,
                    frame_stride=inputs.frame_stride, seed=seed, eval_clips=eval_clips, eval_crops=eval_crops,
-                   augment=augment, mel_norm=inputs.mel_norm, views=views)
+                   augment=augment, mel_norm=inputs.mel_norm, views=views, holdout=holdout)
 
-    def _select(self, splits: set[str] | None) -> tuple[IndexView, dict[str, int]]:
-        """The clips of ``splits`` that have every requested modality (positions in the index), and how
-        many were left out for lacking one."""
+    def _select(self, splits: set[str] | None, holdout: tuple[float, bool] | None) -> tuple[IndexView, dict[str, int]]:
+        """The clips of ``splits`` (of its held-out part, or of the rest, per :func:`holdout_mask`) that
+        have every requested modality (positions in the index), and how many were left out for lacking one."""
         index = self.cache.index
         keep = index.in_splits(splits)
+        if holdout is not None:
+            rows = np.flatnonzero(keep)
+            held = holdout_mask([index.clip_id[int(i)] for i in rows], holdout[0])
+            keep[rows[held != holdout[1]]] = False
         no_audio = keep & ~index.has_audio if "audio" in self.modalities else np.zeros(len(index), bool)
         keep &= ~no_audio
         no_video = keep & ~index.has_video if "video" in self.modalities else np.zeros(len(index), bool)

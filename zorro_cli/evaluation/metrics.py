@@ -78,9 +78,13 @@ def multilabel_metrics(scores: np.ndarray, targets: np.ndarray) -> dict[str, flo
 
 
 def single_label_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """``{"top1", "top5", "mean_class_acc"}`` for class-index labels."""
-    return {"top1": top_k_accuracy(scores, labels, 1), "top5": top_k_accuracy(scores, labels, 5),
-            "mean_class_acc": mean_class_accuracy(scores, labels)}
+    """``{"top1", "top5", "mean_class_acc"}`` for class-index labels; no ``top5`` with 5 classes or fewer
+    (it would be 1.0 whatever the model does)."""
+    out = {"top1": top_k_accuracy(scores, labels, 1)}
+    if np.asarray(scores).shape[-1] > 5:
+        out["top5"] = top_k_accuracy(scores, labels, 5)
+    out["mean_class_acc"] = mean_class_accuracy(scores, labels)
+    return out
 
 
 def compute_metrics(scores: np.ndarray, targets: np.ndarray, multilabel: bool) -> dict[str, float]:

@@ -181,8 +181,9 @@ def recipe_to_dict(obj: Any) -> Any:
 
 
 def dump_recipe(recipe: Recipe) -> str:
-    """The resolved recipe as YAML; ``load_recipe`` of this text gives the same ``Recipe`` back."""
-    return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None)
+    """The resolved recipe as block-style YAML (lists too, one style throughout); ``load_recipe`` of this
+    text gives the same ``Recipe`` back."""
+    return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=False)
 
 
 # --- internals -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 Modality = Literal["audio", "video"]
 Masking = Literal["zorro", "independent", "bottleneck", "input_fusion"]
+Tracker = Literal["tensorboard", "mlflow", "wandb"]
 
 
 # Allowed values, one table per section (read by ``zorro_cli.ranges.range_problems``; NaN and infinity
@@ -114,6 +115,7 @@ class DataSection:
     modalities: tuple[Modality, ...] = ("audio", "video")  # ["audio"] for ESC-50, ["video"] for Kinetics
     train_split: str | list[str] = "train"  # one split of the cache, or several (ESC-50: four folds)
     val_split: str | list[str] | None = None  # periodic validation split(s); null = none
+    val_holdout: float = 0.0  # share of the train split's clips held out for validation instead (0 = none)
     audio_frames: int = 640  # [paper] 128 x 640 log-mel
     frames: int = 8  # [paper] 8-frame clips
     frame_stride: int = 1  # [choice] in cached frames
@@ -126,6 +128,11 @@ class DataSection:
         out = []
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             out.append(f"modalities: expected a non-empty list of distinct audio/video, got {list(self.modalities)}")
+        if not 0.0 <= self.val_holdout < 1.0:  # (also false for NaN)
+            out.append(f"val_holdout: expected in [0, 1), got {self.val_holdout}")
+        elif self.val_holdout > 0 and self.val_split:
+            out.append(f"val_holdout: validation is either a held-out share of the train split or val_split "
+                       f"{self.val_split!r}, not both (set one of them to 0 / null)")
         return out + range_problems(self, DATA_RANGES)
 
 
@@ -189,8 +196,11 @@ class LogSection:
     """What a run reports while it runs."""
 
     every: int = 10  # optimiser steps between metric lines
-    tensorboard: bool = True  # write TensorBoard events when tensorboard is installed
+    trackers: tuple[Tracker, ...] = ("tensorboard",)  # Accelerate log_with; one not installed is skipped with a message
     progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a TTY, plain lines otherwise
 
     def problems(self) -> list[str]:
-        return range_problems(self, {"every": at_least(1)})
+        out = range_problems(self, {"every": at_least(1)})
+        if len(set(self.trackers)) != len(self.trackers):
+            out.append(f"trackers: expected distinct names, got {list(self.trackers)}")
+        return out

@@ -13,7 +13,6 @@ checkpoint untouched.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
 from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
@@ -47,6 +46,7 @@ from .runfolder import check_reuse, clean_stale
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
 from .task import SetupError, TrainingFailed, TrainTask
+from .trackers import available_trackers
 from .validate import validation_metrics
 
 __all__ = ["TrainTask", "TrainingFailed", "train"]
@@ -61,8 +61,12 @@ def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
     t = task.recipe.train
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
     cpu = t.cpu or not torch.cuda.is_available()
+    writes = not task.dry_run and task.out_dir is not None
+    log_with = available_trackers(task.recipe.log.trackers)[0] if writes else []
+    project = ProjectConfiguration(project_dir=str(task.out_dir), logging_dir=str(task.out_dir)) if log_with else None
     return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers,
-                       dynamo_backend="inductor" if t.compile else "no")
+                       dynamo_backend="inductor" if t.compile else "no", log_with=log_with or None,
+                       project_config=project)
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -134,7 +138,8 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
     t = task.recipe.train
     model: Zorro = setup.model
     objective = _objective(task, setup)
-    optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas)
+    optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas,
+                                fused=acc.device.type == "cuda")
     pos = Position()
     if ckpt is not None:
         pos = restore(ckpt, model, optimizer)
@@ -236,7 +241,8 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - t0
-    return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time}
+    return {**means, "lr": lr, "clips_per_s": clips * acc.num_processes / elapsed, "data_time_s": data_time,
+            "step_time_s": elapsed}
 
 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -277,6 +283,4 @@ def _dry_run(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module) -> d
     result = {"dry_run": True, "loss": float(out["loss"].detach()), "batch": shapes,
               "params": sum(p.numel() for p in setup.model.parameters()),
               "train_clips": len(setup.train_set), "excluded": setup.excluded}
-    if acc.is_main_process:
-        acc.print(json.dumps(result), flush=True)
-    return result
+    return result  # printed once, by the caller (zorro_cli.output.emit_result)

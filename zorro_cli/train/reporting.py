@@ -6,13 +6,14 @@ Run directory (main process only)::
     run.json         command line, versions, world size, start time, warm-start report of the latest
                      invocation, and ``invocations``: every invocation (fresh start, each resume) in order
     metrics.jsonl    one JSON object per logged step ({"step", "loss", "loss/<head>", "lr", "clips_per_s",
-                     "data_time_s"}) and per validation ({"step", "val/<head>/<metric>"}); a resumed run
-                     first drops the rows past its checkpoint's step, so no step is logged twice
-    tb/              TensorBoard events, when tensorboard is installed and log.tensorboard is on
+                     "data_time_s", "step_time_s"}, averaged over the steps since the previous record)
+                     and per validation ({"step", "val/<head>/<metric>"}); a resumed run first drops the
+                     rows past its checkpoint's step, so no step is logged twice
+    tb/, mlruns/, wandb/   the trackers of ``log.trackers`` (train/trackers.py), the same records
     checkpoints/     see train/checkpoint.py
 
-Progress goes to stderr (a rich bar on a TTY, a plain line every ``log.every`` steps otherwise); the
-summary for scripts goes to stdout as one JSON line.
+Progress goes to stderr: a rich bar on a TTY, otherwise a plain line every ``log.every`` steps that is
+never wrapped (train/progress.py); the summary for scripts goes to stdout as one JSON line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -40,11 +40,14 @@ from rich.progress import (
 
 from .. import __version__
 from ..atomic import write_text_atomic
-from ..recipes import dump_recipe
+from ..output import stderr_console
+from ..recipes import dump_recipe, recipe_to_dict
 from .checkpoint import Position
+from .progress import LogWindow, eta_seconds, progress_line
 from .runfolder import record_invocation, trim_metrics
 from .setup import RunSetup
 from .task import TrainTask
+from .trackers import TB_FOLDER, available_trackers, init_kwargs, point_mlflow_at, scalars
 
 
 def versions() -> dict[str, str]:
@@ -73,7 +76,7 @@ class RunLog:
         self.main = acc.is_main_process
         assert task.out_dir is not None, "a run that writes needs a run directory"
         self.out: Path = task.out_dir
-        self.console = Console(stderr=True)
+        self.console = stderr_console()
         self.every = task.recipe.log.every
         heads = list(setup.model.output_names)
         self.best_key = pick_best_metric(task.recipe.train.best_metric, task.mode, setup.multilabel, heads)
@@ -82,7 +85,8 @@ class RunLog:
         self.last_val: dict[str, float] = {}
         self._best_now = False
         self.progress: Progress | None = None
-        self.tb = None
+        self.window = LogWindow()
+        self.start_step = start_step
         self.t_start = time.time()
         if not self.main:
             return
@@ -96,14 +100,7 @@ class RunLog:
         record_invocation(self.out / "run.json", run)
         dropped = trim_metrics(self.out / "metrics.jsonl", start_step)
         self.metrics = (self.out / "metrics.jsonl").open("a")
-        if task.recipe.log.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                # purge_step: events past the resumed step (a killed run's) are dropped, as in metrics.jsonl
-                self.tb = SummaryWriter(str(self.out / "tb"), purge_step=start_step + 1 if start_step else None)
-            except ImportError:
-                self.tb = None
+        self._start_trackers(start_step)
         style = task.recipe.log.progress
         if style == "bar" or (style == "auto" and sys.stderr.isatty()):
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -115,6 +112,19 @@ class RunLog:
             self.info(f"metrics.jsonl: dropped {dropped} row(s) past step {start_step}, where this run continues")
         self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
 
+    def _start_trackers(self, start_step: int) -> None:
+        """The trackers the Accelerator was built with (``log_with``); a line for each one not installed."""
+        for note in available_trackers(self.task.recipe.log.trackers)[1]:
+            self.info(note)
+        names = [str(t) for t in getattr(self.acc, "log_with", []) or []]
+        if not names:
+            return
+        if "mlflow" in names:
+            point_mlflow_at(self.out, self.task.mode)
+        config = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                  for k, v in _flatten(recipe_to_dict(self.task.recipe)).items()}
+        self.acc.init_trackers(TB_FOLDER, config=config, init_kwargs=init_kwargs(names, self.out, start_step))
+
     def info(self, msg: str) -> None:
         if self.main:
             self.console.print(msg, highlight=False, markup=False)
@@ -122,22 +132,26 @@ class RunLog:
     def _write(self, record: dict[str, Any]) -> None:
         self.metrics.write(json.dumps(record) + "\n")
         self.metrics.flush()
-        if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, record["step"])
+        if self.acc.trackers:
+            self.acc.log(scalars(record), step=record["step"])
 
     def step(self, step: int, stats: dict[str, float]) -> None:
+        """One optimiser step's stats; every ``log.every`` steps (and at the first and last) a record and a
+        line with the means over the steps since the previous one."""
         if not self.main:
             return
+        self.window.add(stats)
+        means = self.window.means()
         if self.progress is not None:
             self.progress.update(self.bar, completed=step,
-                                 info=f"loss {stats['loss']:.4f}  {stats['clips_per_s']:.1f} clips/s")
+                                 info=f"loss {means['loss']:.4f}  {means.get('clips_per_s', 0.0):.1f} clips/s")
         if step % self.every == 0 or step == self.total or step == 1:
-            self._write({"step": step, **{k: round(v, 6) for k, v in stats.items()}})
+            self._write({"step": step, **{k: round(v, 6) for k, v in means.items()}})
+            self.window.reset()
             if self.progress is None:
-                self.info(f"step {step}/{self.total}  loss {stats['loss']:.4f}  lr {stats['lr']:.2e}  "
-                          f"{stats['clips_per_s']:.1f} clips/s")
+                elapsed = time.time() - self.t_start
+                self.info(progress_line(self.task.mode, step, self.total, means, elapsed,
+                                        eta_seconds(step, self.start_step, self.total, elapsed)))
 
     def validation(self, pos: Position, metrics: dict[str, float]) -> None:
         self.last_val = {f"val/{k}": v for k, v in metrics.items()}
@@ -166,8 +180,8 @@ class RunLog:
         if self.main:
             with contextlib.suppress(OSError):  # a full disk already stopped the run: that error is reported
                 self.metrics.close()
-            if self.tb is not None:
-                self.tb.close()
+            for tracker in self.acc.trackers:  # (not acc.end_training(): it ends the process group too)
+                tracker.finish()
 
     def summary(self, pos: Position) -> dict[str, Any]:
         return {"run_dir": str(self.out), "mode": self.task.mode, "step": pos.step, "epoch": pos.epoch,
@@ -175,3 +189,11 @@ class RunLog:
                 "best_metric": self.best_key if pos.best_metric is not None else None,
                 "best_value": pos.best_metric, "best_step": pos.best_step, "val": self.last_val,
                 "seconds": round(time.time() - self.t_start, 1)}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out

@@ -50,13 +50,25 @@ def model_inputs(recipe: Recipe, cache: Cache) -> ModelInputs:
 
 
 def make_dataset(data_dir: Path | Cache, recipe: Recipe, split: str | list[str], mode: Literal["train", "eval"],
-                 inputs: ModelInputs, views: int = 1) -> ClipDataset:
+                 inputs: ModelInputs, views: int = 1, holdout: tuple[float, bool] | None = None) -> ClipDataset:
     """A ``ClipDataset`` over the cache: ``inputs``' shapes, the recipe's seed, eval views and (for
-    training) augmentation; ``views=2``: two augmented views per clip (intra-modal pre-training)."""
+    training) augmentation; ``views=2``: two augmented views per clip (intra-modal pre-training);
+    ``holdout``: ``(fraction, held)`` of ``split`` (see ``data.val_holdout``)."""
     train = mode == "train"
     return ClipDataset.from_inputs(data_dir, inputs, split, mode, seed=recipe.train.seed,
                           eval_clips=recipe.eval.clips, eval_crops=recipe.eval.crops,
-                          augment=recipe.data.augment if train else None, views=views)
+                          augment=recipe.data.augment if train else None, views=views, holdout=holdout)
+
+
+def check_splits(cache: Cache, data_dir: Path | None, **wanted: str | list[str] | None) -> None:
+    """``SetupError`` naming the recipe key and the splits the cache has when a wanted split is absent."""
+    have = list(cache.index.split_names)
+    for key, value in wanted.items():
+        names = [value] if isinstance(value, str) else list(value or [])
+        absent = [n for n in names if n not in have]
+        if absent:
+            raise SetupError(f"data.{key}: no split {', '.join(map(repr, absent))} in the cache at {data_dir} "
+                             f"(it has {', '.join(have) or 'none'})")
 
 
 def unlabelled_clips(dataset: ClipDataset) -> list[str]:
@@ -127,17 +139,23 @@ def build_setup(task: TrainTask) -> RunSetup:
         raise SetupError(f"--data {task.data_dir}: {e}") from None
     inputs = model_inputs(r, cache)
     modalities = inputs.modalities
+    d = r.data
+    check_splits(cache, task.data_dir, train_split=d.train_split, val_split=d.val_split)
+    held = d.val_holdout if d.val_holdout > 0 else None
     # Intra-modal pre-training reads two augmented views of each clip, in training and (seeded, epoch 0)
     # in validation, where view 1 must retrieve view 2 among the val clips.
     intra = task.mode == "pretrain" and r.train.contrastive == "intra"
     if task.mode == "pretrain":
         check_pretraining(r, inputs.modalities)
-    train_set = make_dataset(cache, r, r.data.train_split, "train", inputs, views=2 if intra else 1)
+    n_views = 2 if intra else 1
+    train_set = make_dataset(cache, r, d.train_split, "train", inputs, n_views,
+                             None if held is None else (held, False))
     if len(train_set) == 0:
-        raise SetupError(f"--data {task.data_dir}: no clip of split {r.data.train_split!r} has "
+        raise SetupError(f"--data {task.data_dir}: no clip of split {d.train_split!r} has "
                          f"{' and '.join(modalities)} (excluded: {train_set.excluded})")
-    val_set = (make_dataset(cache, r, r.data.val_split, "train" if intra else "eval", inputs, 2 if intra else 1)
-               if r.data.val_split else None)
+    val_mode: Literal["train", "eval"] = "train" if intra else "eval"
+    val_set = (make_dataset(cache, r, d.train_split, val_mode, inputs, n_views, (held, True)) if held is not None
+               else make_dataset(cache, r, d.val_split, val_mode, inputs, n_views) if d.val_split else None)
     labels = list(cache.label_names)
     if task.mode == "finetune" and not labels:
         raise SetupError(f"--data {task.data_dir}: the cache has no labels to fine-tune on")

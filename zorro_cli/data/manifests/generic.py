@@ -8,12 +8,20 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .base import ManifestFormat, Row, header, open_csv
+from .base import ManifestError, ManifestFormat, Row, header, open_csv
+
+# Columns people name their labels instead of ``label``: refused with the rename to make, rather than
+# cached as an unlabelled dataset that only fails at fine-tuning.
+LABEL_LOOKALIKES = ("class", "classes", "labels", "category", "target", "class_name", "classname")
 
 
 def read(path: Path) -> Iterator[Row | tuple[str, str]]:
     lines = open_csv(path)
     cols = header(path, lines, ("path",))
+    lookalike = next((c for c in cols if c.lower() in LABEL_LOOKALIKES), None) if "label" not in cols else None
+    if lookalike is not None:
+        raise ManifestError(f"{path}: column {lookalike!r} but no 'label' column; a generic manifest is "
+                            f"path,label[,split]: rename {lookalike!r} to 'label' (or remove it for unlabelled clips)")
     for n, rec in enumerate(csv.DictReader(lines[1:], fieldnames=cols), start=2):
         where = f"{path.name}:{n}"
         media = (rec.get("path") or "").strip()
