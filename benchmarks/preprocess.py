@@ -73,10 +73,12 @@ def floor(paths: list[str], workers: int) -> float:
     return time.perf_counter() - t0
 
 
-def make_media(src: Path, dst: Path, repeat: int) -> list[str]:
-    """``repeat`` hard-linked (else copied) copies of every file in ``src`` under ``dst/r<k>/``; relative
-    paths. Not symbolic links: those lead out of the media root, and preprocessing refuses them."""
-    names = sorted(p.name for p in src.iterdir() if p.suffix not in (".csv", ".tsv"))
+def make_media(src: Path, dst: Path, repeat: int, names: list[str] | None = None) -> list[str]:
+    """``repeat`` hard-linked (else copied) copies of ``names`` (default: every media file in ``src``) under
+    ``dst/r<k>/``; relative paths. Not symbolic links: those lead out of the media root, and preprocessing
+    refuses them."""
+    if names is None:
+        names = sorted(p.name for p in src.iterdir() if p.suffix not in (".csv", ".tsv"))
     rel = []
     for k in range(repeat):
         (dst / f"r{k}").mkdir(parents=True, exist_ok=True)

@@ -32,32 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from preprocess import floor, warm_up  # noqa: E402
+from preprocess import floor, make_media, warm_up  # noqa: E402
 
 
 def both_streams(media: Path) -> list[str]:
     """The files of ``media``'s MANIFEST.csv that have audio and video."""
     with (media / "MANIFEST.csv").open(newline="") as fh:
         return [r["file"] for r in csv.DictReader(fh) if r["has_audio"] == "1" and int(r["n_video_streams"]) > 0]
-
-
-def link_files(src: Path, names: list[str], dst: Path, repeat: int) -> list[str]:
-    """``repeat`` copies of ``names`` under ``dst/r<k>/`` (hard links, else copies: preprocessing refuses
-    symbolic links out of the media root); relative paths."""
-    rel = []
-    for k in range(repeat):
-        (dst / f"r{k}").mkdir(parents=True, exist_ok=True)
-        for name in names:
-            target = dst / f"r{k}" / name
-            if target.is_symlink():
-                target.unlink()
-            if not target.exists():
-                try:
-                    os.link(src / name, target)
-                except OSError:
-                    shutil.copyfile(src / name, target)
-            rel.append(f"r{k}/{name}")
-    return rel
 
 
 def cli_run(manifest: Path, media: Path, out: Path, workers: int, recipe: str) -> tuple[float, dict]:
@@ -89,7 +70,7 @@ def main() -> None:
     ap.add_argument("--recipe", default="audioset")
     ap.add_argument("--out", type=Path, default=Path("/tmp/zorro-bench-cli"))
     args = ap.parse_args()
-    rel = link_files(args.media, both_streams(args.media), args.out / "media", args.repeat)
+    rel = make_media(args.media, args.out / "media", args.repeat, both_streams(args.media))
     manifest = args.out / "manifest.csv"
     manifest.write_text("path,label\n" + "".join(f"{p},x\n" for p in rel))
     paths = [str(args.out / "media" / p) for p in rel]
