@@ -52,12 +52,18 @@ def test_scalars_and_init_kwargs() -> None:
         "wandb": {"dir": "/r/run1", "name": "run1"}, "mlflow": {"run_name": "run1"}}
 
 
+def test_metric_names_as_each_tracker_stores_them() -> None:
+    values = {"loss": 1.0, "loss/audio_video": 2.0, "val/audio/top1": 0.5}
+    assert trackers.for_tracker("tensorboard", values) == values
+    assert trackers.for_tracker("mlflow", values) == {"loss": 1.0, "loss.audio_video": 2.0, "val.audio.top1": 0.5}
+
+
 def test_mlflow_writes_a_local_file_store_in_the_run(tmp_path: Path, tiny_cache: Path) -> None:
     pytest.importorskip("mlflow", reason="mlflow is an optional tracker (pip install mlflow)")
     run = tmp_path / "ml"
     _pretrain(tiny_cache, run, "log.trackers=[mlflow]", env={"MLFLOW_TRACKING_URI": None, "MLFLOW_EXPERIMENT_NAME": None})
     metric_files = {p.name: p for p in (run / "mlruns").rglob("metrics/*") if p.is_file()}
-    assert {"loss", "lr"} <= set(metric_files)
+    assert {"loss", "lr", "loss.audio_video"} <= set(metric_files)  # "/" is "." in MLflow's file names
     steps = [int(line.split()[2]) for line in metric_files["loss"].read_text().splitlines()]
     assert steps == sorted(_logged(run)["loss"])
 

@@ -47,7 +47,7 @@ from .progress import LogWindow, eta_seconds, progress_line
 from .runfolder import record_invocation, trim_metrics
 from .setup import RunSetup
 from .task import TrainTask
-from .trackers import TB_FOLDER, available_trackers, init_kwargs, point_mlflow_at, scalars
+from .trackers import TB_FOLDER, available_trackers, for_tracker, init_kwargs, point_mlflow_at, scalars
 
 
 def versions() -> dict[str, str]:
@@ -132,8 +132,9 @@ class RunLog:
     def _write(self, record: dict[str, Any]) -> None:
         self.metrics.write(json.dumps(record) + "\n")
         self.metrics.flush()
-        if self.acc.trackers:
-            self.acc.log(scalars(record), step=record["step"])
+        values = scalars(record)
+        for tracker in self.acc.trackers:  # each tracker on the main process only (Accelerate's decorator)
+            tracker.log(for_tracker(tracker.name, values), step=record["step"])
 
     def step(self, step: int, stats: dict[str, float]) -> None:
         """One optimiser step's stats; every ``log.every`` steps (and at the first and last) a record and a

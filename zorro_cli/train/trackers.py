@@ -60,7 +60,16 @@ def point_mlflow_at(run_dir: Path, mode: str) -> None:
         return
     import mlflow
 
+    # MLflow 3 refuses a file store unless asked (its database store needs SQLAlchemy, which mlflow-skinny
+    # lacks); a file store inside the run folder is what a laptop run wants, so ask for it.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())
+
+
+def for_tracker(name: str, values: dict[str, float]) -> dict[str, float]:
+    """``values`` as tracker ``name`` can store them: MLflow's file store keeps a metric as a file named like
+    it, so ``loss`` and ``loss/audio_video`` cannot both exist; there ``/`` becomes ``.``."""
+    return {k.replace("/", "."): v for k, v in values.items()} if name == "mlflow" else values
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
