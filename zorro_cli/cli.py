@@ -98,6 +98,8 @@ OVERRIDES = typer.Argument(None, metavar="[SECTION.KEY=VALUE ...]", help="Recipe
 DATA_OPT = typer.Option(None, "--data", help="Cache folder made by `zorro preprocess`.")
 OUT_OPT = typer.Option(None, "--out", help="Run directory to create (or resume).")
 RESUME_OPT = typer.Option(None, "--resume", help="'auto' (continue the run in --out if any) or a checkpoint.")
+INIT_OPT = typer.Option(None, "--init", help="Warm start: a Zorro run/checkpoint/export or a timm ViT weights "
+                                             "file (.pt/.safetensors).")
 JSON_OPT = typer.Option(None, "--json", metavar="FILE|-",
                         help="Also write the result JSON to FILE ('-': stdout only; stdout always gets one line).")
 LISTING_JSON_OPT = typer.Option(None, "--json", metavar="FILE|-",
@@ -139,9 +141,10 @@ def preprocess(
 
 @command()
 def pretrain(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: Path = DATA_OPT,
-             out: Path = OUT_OPT, resume: str = RESUME_OPT, json_out: str = JSON_OPT,
+             out: Path = OUT_OPT, init: str = INIT_OPT, resume: str = RESUME_OPT, json_out: str = JSON_OPT,
              print_config: bool = PRINT_OPT, dry_run: bool = DRY_OPT) -> None:
-    """Contrastive audio-visual pre-training (InfoNCE between o_A and o_V, negatives from every process)."""
+    """Contrastive pre-training: audio-visual (o_A against o_V; train.contrastive av / av_fusion) or unimodal
+    (two views of each clip; intra), negatives from every process."""
     def go() -> object:
         r = _recipe(recipe, overrides)
         if print_config:
@@ -149,17 +152,15 @@ def pretrain(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: P
             return None
         from .commands import pretrain as verb
 
-        return verb.run(recipe=r, data=data, out=out, resume=resume, command=tuple(sys.argv), dry_run=dry_run)
+        return verb.run(recipe=r, data=data, out=out, init=init, resume=resume, command=tuple(sys.argv),
+                        dry_run=dry_run)
 
     _guard(go, json_out)
 
 
 @command()
 def finetune(overrides: list[str] = OVERRIDES, recipe: str = RECIPE_OPT, data: Path = DATA_OPT,
-             out: Path = OUT_OPT,
-             init: str = typer.Option(None, "--init", help="Warm start: a Zorro run/checkpoint/export or a "
-                                                            "timm ViT weights file (.pt/.safetensors)."),
-             resume: str = RESUME_OPT, json_out: str = JSON_OPT, print_config: bool = PRINT_OPT,
+             out: Path = OUT_OPT, init: str = INIT_OPT, resume: str = RESUME_OPT, json_out: str = JSON_OPT, print_config: bool = PRINT_OPT,
              dry_run: bool = DRY_OPT) -> None:
     """Supervised training of the four heads (audio, video, fusion, global)."""
     def go() -> object:

@@ -68,6 +68,11 @@ def test_unimodal_pretraining_then_audio_visual_finetune(tmp_path: Path, tiny_ca
     assert res.exit_code == 0, res.output
     report = json.loads((ft / "run.json").read_text())["init_report"]
     assert report["kind"] == "zorro" and report["loaded"] > 20  # the pre-trained stream's weights
+    av = tmp_path / "av"  # audio-visual pre-training can start from the unimodal one too
+    res = runner.invoke(app, ["pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "--out", str(av),
+                              "--init", str(pre), "train.max_steps=2", *FAST])
+    assert res.exit_code == 0, res.output
+    assert json.loads((av / "run.json").read_text())["init_report"]["loaded"] > 20
 
 
 def test_audio_visual_contrastive_on_one_modality_is_one_line(tmp_path: Path, tiny_cache: Path) -> None:
