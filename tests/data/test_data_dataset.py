@@ -42,6 +42,17 @@ def test_audio_only_reads_no_video(tiny_cache, monkeypatch):
     assert set(item) == {"audio", "label", "has_audio", "has_video", "clip_id", "index"} and not item["has_video"]
 
 
+def test_audio_alone_has_one_view_per_window_not_one_per_crop(tiny_cache):
+    both = ClipDataset(tiny_cache, "test", mode="eval", eval_clips=2, eval_crops=3, **TINY)
+    assert both[1]["audio"].shape == (6, 1, 32, 64)  # with video: each window once per crop, to pair
+    audio = ClipDataset(tiny_cache, "test", mode="eval", eval_clips=2, eval_crops=3, modalities=("audio",),
+                        audio_frames=64)
+    one = ClipDataset(tiny_cache, "test", mode="eval", eval_clips=2, eval_crops=1, modalities=("audio",),
+                      audio_frames=64)
+    assert audio[1]["audio"].shape == (2, 1, 32, 64)  # alone: crops would be identical copies
+    assert torch.equal(audio[1]["audio"], one[1]["audio"])
+
+
 def test_eval_views_are_deterministic_and_normalised(tiny_cache):
     ds = ClipDataset(tiny_cache, "test", mode="eval", eval_clips=2, eval_crops=3, **TINY)
     a, b = ds[1], ds[1]

@@ -13,6 +13,7 @@ from ..atomic import atomic_path
 from ..data.cache import open_cache
 from ..data.dataset import ClipDataset
 from ..data.inputs import ModelInputs
+from ..data.views import crops_for
 from ..errors import Failure, UsageError
 from ..evaluation.budget import available_bytes, batch_bytes, check_flags, check_memory
 from ..evaluation.compat import check_cache
@@ -141,7 +142,7 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
         "heads": head_metrics(targets, scores, cache.multilabel), "num_clips": len(dataset),
         "checkpoint": str(checkpoint), "checkpoint_used": str(used), "data": str(data), "split": split,
         "modality": modality, "missing": missing, "inputs": list(read),
-        "views": clips * (crops if "video" in read else 1), "masking": c.masking,
+        "views": clips * crops_for(read, crops), "masking": c.masking,
         "multilabel": cache.multilabel, "excluded": dataset.excluded, "workers": workers,
         "batch_size": batch_size, "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch.")}
     if acc.is_main_process:

@@ -25,6 +25,7 @@ from ..atomic import write_text_atomic
 from ..data.inputs import ModelInputs
 from ..data.parallel import process_all
 from ..data.pipeline import ClipFailure, ClipResult, process_clip
+from ..data.views import crops_for
 from ..errors import Failure, UsageError
 from ..evaluation.files import expand_media
 from ..evaluation.inference import (
@@ -125,7 +126,6 @@ def _decoded(paths: list[Path], runner: Runner, req: Request, workers: int) -> I
 
 def _predict_batch(runner: Runner, req: Request, clips: list[ClipResult]) -> list[Record]:
     """Records of decoded files; files with the same modalities run as one batch."""
-    views = req.clips * req.crops
     records: dict[int, Record] = {}
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, clip in enumerate(clips):
@@ -143,6 +143,7 @@ def _predict_batch(runner: Runner, req: Request, clips: list[ClipResult]) -> lis
         except ValueError as e:  # e.g. an ONNX export without the graph for these inputs
             records.update({i: _failed(clips[i].task.path, str(e)) for i in members})
             continue
+        views = req.clips * crops_for(present, req.crops)  # audio alone: one view per window
         probs = view_means(logits, views, req.multilabel)
         for j, i in enumerate(members):
             records[i] = _record(clips[i], present, {h: p[j] for h, p in probs.items()}, req, views)

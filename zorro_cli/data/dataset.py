@@ -169,7 +169,8 @@ class ClipDataset(Dataset):
         mean, std = self._norm  # type: ignore[misc]
         mel = (mel - mean) / std
         if g is None:
-            return views.audio_views(mel, centers, self.audio_rate, self.audio_frames, self.eval_crops)  # [V,1,F,A]
+            crops = views.crops_for(self.modalities, self.eval_crops)  # audio alone: one view per window
+            return views.audio_views(mel, centers, self.audio_rate, self.audio_frames, crops)  # [V,1,F,A]
         start = aug.window_start(centers[0], self.audio_rate, self.audio_frames, row.audio_frames)
         x = aug.fit_length(mel[:, start:start + self.audio_frames], self.audio_frames)  # [F, A]
         return self._augment_audio(x, g).unsqueeze(0)  # [1, F, A]

@@ -31,6 +31,12 @@ def window_span(modalities: Sequence[str], audio_frames: int, audio_rate: float,
     return max(spans)
 
 
+def crops_for(modalities: Sequence[str], crops: int) -> int:
+    """Spatial crops per window that are worth computing: ``crops`` when video is read; 1 for audio alone,
+    whose crops would be identical copies (the same scores, three times the work)."""
+    return crops if "video" in modalities else 1
+
+
 def audio_views(mel: torch.Tensor, centers: Sequence[float], audio_rate: float, length: int,
                 crops: int) -> torch.Tensor:
     """Normalised log-mel ``[F, A_clip]`` -> ``[V, 1, F, A]``: one window per centre, repeated for each

@@ -101,7 +101,7 @@ def clip_views(clip: ClipResult, inputs: ModelInputs, clips: int = 1, crops: int
         assert clip.logmel is not None
         mean, std = mel_normalisation(pre, int(pre["n_mels"]), inputs.mel_norm)
         mel = (torch.from_numpy(clip.logmel.astype(np.float32)) - mean) / std  # [F, A_clip]
-        out["audio"] = views.audio_views(mel, centers, audio_rate, inputs.audio_frames, crops)
+        out["audio"] = views.audio_views(mel, centers, audio_rate, inputs.audio_frames, views.crops_for(read, crops))
     if "video" in read:
         assert clip.frames is not None
         size = inputs.image_size
