@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -72,16 +72,25 @@ class FlexPlan:
     """
 
     mask: Tensor
+    # (device, dtype, N, M) -> (block mask, score modification): built once per plan, not once per layer
+    _built: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        from torch.nn.attention.flex_attention import create_block_mask
-
         if q.device.type == "cpu" and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
                                                                    or v.requires_grad):
             return DensePlan(self.mask).attend(q, k, v)
-        n, m = q.shape[2], k.shape[2]
-        additive = self.mask.to(q.device, q.dtype) if self.mask.is_floating_point() else None
-        allowed = (torch.isfinite(additive).any(0) if additive is not None else self.mask).to(q.device)
+        key = (q.device, q.dtype, q.shape[2], k.shape[2])
+        if key not in self._built:
+            self._built[key] = self._build(q.device, q.dtype, q.shape[2], k.shape[2])
+        block_mask, score_mod = self._built[key]
+        return _flex_attention(q.device.type)(q, k, v, block_mask=block_mask, score_mod=score_mod)
+
+    def _build(self, device: torch.device, dtype: torch.dtype, n: int, m: int) -> tuple[Any, Any]:
+        """The block mask of the allowed pairs, and the bias as a score modification (None without one)."""
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        additive = self.mask.to(device, dtype) if self.mask.is_floating_point() else None
+        allowed = (torch.isfinite(additive).any(0) if additive is not None else self.mask).to(device)
 
         def keep(b: Tensor, h: Tensor, qi: Tensor, ki: Tensor) -> Tensor:
             return allowed[qi, ki]
@@ -90,9 +99,8 @@ class FlexPlan:
             assert additive is not None
             return score + additive[h, qi, ki]
 
-        block_mask = create_block_mask(keep, None, None, n, m, device=q.device)  # type: ignore[arg-type]
-        return _flex_attention(q.device.type)(q, k, v, block_mask=block_mask,
-                                              score_mod=add_bias if additive is not None else None)
+        block_mask = create_block_mask(keep, None, None, n, m, device=device)  # type: ignore[arg-type]
+        return block_mask, (add_bias if additive is not None else None)
 
 
 def _flex_attention(device_type: str) -> Callable[..., Tensor]:
