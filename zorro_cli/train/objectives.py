@@ -15,6 +15,13 @@ from ..model.losses import UNIMODAL, contrastive_loss, intra_contrastive_loss, s
 from ..model.zorro import Zorro
 
 
+def _contrastive_result(loss: Tensor, parts: Mapping[str, Tensor], local_batch: int) -> dict[str, Tensor]:
+    """The loss, its detached parts and the negatives per clip (the other clips of every process's batch)."""
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    negatives = torch.tensor(float(local_batch * world - 1))
+    return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
+
+
 class ContrastiveObjective(nn.Module):
     """Audio-visual InfoNCE between projected outputs; negatives gathered from every process."""
 
@@ -26,9 +33,7 @@ class ContrastiveObjective(nn.Module):
         proj = self.model.project(self.model.encode(audio=audio, video=video))  # {name: [B,P]}
         assert self.model.projectors is not None
         loss, parts = contrastive_loss(proj, self.model.projectors.temperature, self.variant)
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        negatives = torch.tensor(float(proj["audio"].shape[0] * world - 1))  # per clip, all processes
-        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
+        return _contrastive_result(loss, parts, proj["audio"].shape[0])
 
 
 class IntraContrastiveObjective(nn.Module):
@@ -55,10 +60,7 @@ class IntraContrastiveObjective(nn.Module):
         assert self.model.projectors is not None
         loss, parts = intra_contrastive_loss({m: h[0] for m, h in halves.items()}, {m: h[1] for m, h in halves.items()},
                                              self.model.projectors.temperature)
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        b = next(iter(halves.values()))[0].shape[0]
-        negatives = torch.tensor(float(b * world - 1))
-        return {"loss": loss, **{f"loss/{k}": v.detach() for k, v in parts.items()}, "negatives": negatives}
+        return _contrastive_result(loss, parts, next(iter(halves.values()))[0].shape[0])
 
 
 class SupervisedObjective(nn.Module):
