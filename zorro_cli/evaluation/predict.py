@@ -150,15 +150,18 @@ def embed(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: int, wor
     return {k: torch.from_numpy(v) for k, v in emb.items()}
 
 
+def _paired(a: Tensor, b: Tensor, temperature: float) -> tuple[float, float, float]:
+    """Row i of ``a`` paired with row i of ``b`` over the whole set: (InfoNCE, a->b top-1, b->a top-1)."""
+    a, b = torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(b, dim=-1)
+    sim, target = a @ b.T, torch.arange(len(a))
+    return (float(info_nce(a, b, temperature, gather=False)), float((sim.argmax(1) == target).float().mean()),
+            float((sim.argmax(0) == target).float().mean()))
+
+
 def contrastive_metrics(emb: dict[str, Tensor], temperature: float) -> dict[str, float]:
     """InfoNCE over the whole set and audio->video / video->audio retrieval top-1."""
-    a = torch.nn.functional.normalize(emb["audio"], dim=-1)
-    v = torch.nn.functional.normalize(emb["video"], dim=-1)
-    sim = a @ v.T
-    target = torch.arange(len(a))
-    return {"contrastive_loss": float(info_nce(a, v, temperature, gather=False)),
-            "a2v_top1": float((sim.argmax(1) == target).float().mean()),
-            "v2a_top1": float((sim.argmax(0) == target).float().mean())}
+    loss, a2v, v2a = _paired(emb["audio"], emb["video"], temperature)
+    return {"contrastive_loss": loss, "a2v_top1": a2v, "v2a_top1": v2a}
 
 
 @torch.no_grad()
@@ -192,10 +195,9 @@ def intra_metrics(view1: dict[str, Tensor], view2: dict[str, Tensor], temperatur
     """Two-view InfoNCE over the whole set (summed over modalities) and view-1 -> view-2 retrieval top-1."""
     out: dict[str, float] = {"contrastive_loss": 0.0}
     for m in view1:
-        a = torch.nn.functional.normalize(view1[m], dim=-1)
-        b = torch.nn.functional.normalize(view2[m], dim=-1)
-        out["contrastive_loss"] += float(info_nce(a, b, temperature, gather=False))
-        out[f"{m}_view_top1"] = float(((a @ b.T).argmax(1) == torch.arange(len(a))).float().mean())
+        loss, top1, _ = _paired(view1[m], view2[m], temperature)
+        out["contrastive_loss"] += loss
+        out[f"{m}_view_top1"] = top1
     return out
 
 
