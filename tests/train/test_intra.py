@@ -81,3 +81,15 @@ def test_audio_visual_contrastive_on_one_modality_is_one_line(tmp_path: Path, ti
     assert res.exit_code == 2, res.output
     line = res.output.strip()
     assert "\n" not in line and "train.contrastive" in line and "intra" in line and "Traceback" not in line
+
+
+def test_validation_metrics_literal() -> None:
+    from zorro_cli.evaluation.predict import contrastive_metrics, intra_metrics
+
+    eye, swapped = torch.eye(3), torch.eye(3)[[1, 0, 2]]
+    expected = math.log(math.e + 2) - 1
+    av = contrastive_metrics({"audio": eye, "video": 3 * eye}, 1.0)
+    assert av["contrastive_loss"] == pytest.approx(expected, abs=1e-6) and av["a2v_top1"] == av["v2a_top1"] == 1.0
+    two = intra_metrics({"audio": eye, "video": eye}, {"audio": eye, "video": swapped}, 1.0)
+    assert two["audio_view_top1"] == 1.0 and two["video_view_top1"] == pytest.approx(1 / 3)
+    assert two["contrastive_loss"] > 2 * expected  # the swapped video views cost more than matched ones
