@@ -48,6 +48,7 @@ from .runfolder import check_reuse, clean_stale
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
 from .sharding import (
+    average_unsharded_grads,
     enable_on_cpu,
     fsdp_plugin,
     full_model_state,
@@ -252,6 +253,8 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
         clips += len(batch["index"])
         pos.batch_in_epoch = pos.batch_in_epoch + 1 if epoch == pos.epoch else 1
         pos.epoch = epoch
+    if is_sharded(objective):
+        average_unsharded_grads(objective, acc.num_processes)
     if t.grad_clip > 0:
         sums["grad_norm"] = plain(acc.clip_grad_norm_(objective.parameters(), t.grad_clip))
     reduced = acc.reduce(torch.cat([nonfinite, torch.stack([v.reshape(()).to(acc.device) for v in sums.values()])]),

@@ -41,10 +41,16 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)  # gathered on 
 
 def fsdp_plugin(model: nn.Module) -> FullyShardedDataParallelPlugin:
     """FSDP2 wrapping each of ``model``'s :data:`BLOCKS` (only the classes it has: Accelerate refuses a
-    name it cannot find), resharding after forward (ZeRO-3-like)."""
+    name it cannot find), resharding after forward (ZeRO-3-like). Scalar parameters (the contrastive
+    ``log_temperature``) are left out of sharding, which refuses 0-d tensors: a replica on every process,
+    their gradients averaged by :func:`average_unsharded_grads`."""
     names = sorted({type(m).__name__ for m in model.modules() if isinstance(m, BLOCKS)})
+    scalars = nn.Module()  # Accelerate takes ignored *modules* and uses their parameters
+    for i, p in enumerate(p for p in model.parameters() if p.ndim == 0):
+        scalars.register_parameter(f"scalar{i}", p)
     return FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
-                                          transformer_cls_names_to_wrap=names, reshard_after_forward=True)
+                                          transformer_cls_names_to_wrap=names, reshard_after_forward=True,
+                                          ignored_modules=[scalars] if len(list(scalars.parameters())) else None)
 
 
 def enable_on_cpu(acc: Accelerator, plugin: FullyShardedDataParallelPlugin) -> None:
@@ -64,6 +70,15 @@ def enable_on_cpu(acc: Accelerator, plugin: FullyShardedDataParallelPlugin) -> N
 def is_sharded(module: nn.Module) -> bool:
     """Whether ``module`` (the prepared objective, compiled or not) is an FSDP2 root."""
     return isinstance(getattr(module, "_orig_mod", module), FSDPModule)
+
+
+def average_unsharded_grads(objective: nn.Module, world: int) -> None:
+    """Average over the processes the gradients of the parameters FSDP left whole (see :func:`fsdp_plugin`),
+    as FSDP's reduce-scatter does for the sharded ones; call it before clipping and the optimiser step."""
+    for p in objective.parameters():
+        if p.grad is not None and not isinstance(p, DTensor):
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
 
 
 def full_model_state(objective: nn.Module) -> dict[str, Any]:
