@@ -22,7 +22,13 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    ProjectConfiguration,
+    gather_object,
+    set_seed,
+)
 from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
@@ -85,6 +91,9 @@ def make_accelerator(task: TrainTask, setup: RunSetup) -> Accelerator:
                       project_config=project, fsdp_plugin=plugin)
     if plugin is not None:
         enable_on_cpu(acc, plugin)
+    elif acc.distributed_type == DistributedType.FSDP:  # (checkpoints would save one shard of the optimiser)
+        raise SetupError("train.strategy: ddp, but Accelerate's own config asks for FSDP (ACCELERATE_USE_FSDP); "
+                         "set train.strategy=fsdp instead, which configures FSDP itself")
     return acc
 
 
