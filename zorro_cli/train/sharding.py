@@ -67,9 +67,18 @@ def enable_on_cpu(acc: Accelerator, plugin: FullyShardedDataParallelPlugin) -> N
         plugin.set_mixed_precision(acc.mixed_precision)
 
 
+def _root(module: nn.Module) -> FSDPModule | None:
+    """The FSDP2 root of the prepared objective: itself, or (compiled) the module ``torch.compile`` wraps
+    or is wrapped by, depending on the order Accelerate applied them in; None when it is not sharded."""
+    for m in (module, getattr(module, "_orig_mod", None)):
+        if isinstance(m, FSDPModule):
+            return m
+    return None
+
+
 def is_sharded(module: nn.Module) -> bool:
-    """Whether ``module`` (the prepared objective, compiled or not) is an FSDP2 root."""
-    return isinstance(getattr(module, "_orig_mod", module), FSDPModule)
+    """Whether ``module`` (the prepared objective, compiled or not) is sharded by FSDP2."""
+    return _root(module) is not None
 
 
 def average_unsharded_grads(objective: nn.Module, world: int) -> None:
@@ -133,11 +142,10 @@ def root_unsharded(objective: nn.Module) -> Iterator[None]:
     """Hold the root unit's weights gathered, so the model's own methods (``encode``, ``project``: no
     FSDP hooks of their own) can run outside the objective's forward, as validation does; the blocks
     still gather theirs in their forward."""
-    if not is_sharded(objective):
+    root = _root(objective)
+    if root is None:
         yield
         return
-    root = getattr(objective, "_orig_mod", objective)
-    assert isinstance(root, FSDPModule)
     root.unshard()
     try:
         yield
