@@ -130,6 +130,24 @@ def linear_baseline(cache: Path, recipe: Any) -> dict[str, float]:
     return out
 
 
+def reused_linear_baseline(cache: Path, recipe: Any, record: Path) -> dict[str, float]:
+    """:func:`linear_baseline`, reused from ``record`` when it was computed on the same cache (its
+    fingerprint) with the same evaluation windows; the logistic regressions take ~20 min on 2 cores."""
+    from zorro_cli.atomic import atomic_path
+
+    d = recipe.data
+    key = {"fingerprint": json.loads((cache / "cache.json").read_text())["fingerprint"],
+           "windows": [d.audio_frames, d.frames, d.image_size, d.frame_stride, d.mel_norm]}
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            return {k: float(v) for k, v in saved["top1"].items()}
+    linear = linear_baseline(cache, recipe)
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps({"key": key, "top1": linear}))
+    return linear
+
+
 # --- the runs --------------------------------------------------------------------------------------
 
 
@@ -180,7 +198,7 @@ def main() -> int:
     times["preprocess"] = zorro("preprocess", "--manifest", str(manifest), "--media-root", str(work / "media"),
                                 "--out", str(cache), "--recipe", "small", "--workers", "2", log=log)
     t = time.perf_counter()
-    linear = linear_baseline(cache, recipe)
+    linear = reused_linear_baseline(cache, recipe, work / "linear.json")
     times["linear baseline"] = time.perf_counter() - t
     print(f"linear baseline (test top-1): {linear}", flush=True)
 
@@ -232,7 +250,8 @@ def main() -> int:
 
 
 def targets(table: dict, scores: dict, linear: dict[str, float]) -> list[str]:
-    """One line per target: ``met: ...`` or ``MISSED: ...``."""
+    """One line per target: ``met: ...`` or ``MISSED: ...``; the pre-training comparisons, which the issue
+    asks to run but sets no target for, are ``compared (not a target): ...`` lines."""
     out = []
     if "zorro" in table:
         both = table["zorro"]["both"]
@@ -249,7 +268,7 @@ def targets(table: dict, scores: dict, linear: dict[str, float]) -> list[str]:
             pre, scratch = table[name]["both"], table["zorro"]["both"]
             gain = {h: pre[h] - scratch[h] for h in HEADS if h in pre and h in scratch}
             mean = sum(gain.values()) / len(gain)
-            out.append(f"{'met' if mean > 0 else 'MISSED'}: {kind} pre-training then fine-tuning vs from scratch: "
+            out.append(f"compared (not a target): {kind} pre-training then fine-tuning vs from scratch: "
                        + ", ".join(f"{h} {d:+.3f}" for h, d in gain.items()) + f" (mean {mean:+.3f})")
     if "input_fusion" in table:
         full, alone = table["input_fusion"]["both"], table["input_fusion"]["video missing"]
