@@ -40,7 +40,7 @@ def run(*, manifests: Sequence[Path], media_root: Path | None, out: Path | None,
     keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides]
     if shard_size is not None:
         keys.append(f"preprocess.shard_size={shard_size}")
-    cfg = load_recipe(recipe, keys).preprocess
+    cfg = load_recipe(recipe, keys, model_checks=False).preprocess  # no model here: torch stays out
     job = Job(tuple(manifests), fmt, media_root, out, workers, parse_shard(shard), labels, rebuild)
     return _report(preprocess(cfg, job), out)
 
