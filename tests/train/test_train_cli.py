@@ -36,6 +36,18 @@ def zorro(*args: str, check: bool = True, timeout: int = 600) -> subprocess.Comp
     return proc
 
 
+def torchrun(*args: str, nproc: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``zorro ARGS`` in ``nproc`` CPU processes under torchrun (gloo; a free port: ``--standalone``).
+    torchrun, not ``accelerate launch --cpu --num_processes 2``, which has been seen to start one process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(nproc), "-m", "zorro_cli.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"torchrun zorro {' '.join(args)} -> {proc.returncode}\n{proc.stderr[-3000:]}")
+    return proc
+
+
 def losses(run: Path) -> list[float]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in rows if "loss" in r]
@@ -171,12 +183,7 @@ def test_resume_after_sigkill_is_exact(tmp_path: Path, tiny_cache: Path) -> None
 @pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path, tiny_cache: Path) -> None:
     common = ["pretrain", "--recipe", "tiny", "--data", str(tiny_cache), "train.max_steps=6", *FAST]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(29400 + os.getpid() % 500), "-m", "zorro_cli.cli", *common,
-                          "train.batch_size=4", "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
+    torchrun(*common, "train.batch_size=4", "--out", str(tmp_path / "two"))
     zorro(*common, "train.batch_size=8", "--out", str(tmp_path / "one"))
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
     rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]

@@ -3,7 +3,9 @@
 Legend: N clips, V views per clip (temporal clips x spatial crops), C classes, P projection width.
 
 Each process predicts a disjoint, strided part of the clips; the parts are gathered and put back in
-clip order on every process, so metrics are identical whatever the number of processes.
+clip order on every process, so metrics are identical whatever the number of processes. A model sharded
+by FSDP (validation under ``train.strategy: fsdp``) all-gathers its weights in every forward, so there
+every process runs as many batches: the shorter parts repeat their last clip, counted once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
-from torch import Tensor
+from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data.progress import ClipProgress
@@ -76,17 +79,31 @@ def _views(x: Tensor | None) -> tuple[Tensor | None, int]:
     return x.flatten(0, 1), x.shape[1]
 
 
-def _loader(dataset: Dataset, acc: Accelerator, batch_size: int, workers: int) -> DataLoader:
+def _part(n: int, rank: int, world: int, even: bool) -> list[int]:
+    """Clip indices of process ``rank``: every ``world``-th from ``rank``; ``even``: padded with its last
+    clip (the last clip when it has none) to the longest part's length."""
+    part = list(range(rank, n, world))
+    longest = -(-n // world)
+    return part + [part[-1] if part else n - 1] * (longest - len(part)) if even and n else part
+
+
+def _loader(dataset: Dataset, acc: Accelerator, batch_size: int, workers: int, model: nn.Module) -> DataLoader:
     """This process's strided part of the clips; pinned batches on a GPU (copied while the model runs)."""
-    part = Subset(dataset, list(range(acc.process_index, len(dataset), acc.num_processes)))  # type: ignore[arg-type]
+    even = any(isinstance(m, FSDPModule) for m in model.modules())
+    indices = _part(len(dataset), acc.process_index, acc.num_processes, even)  # type: ignore[arg-type]
+    part = Subset(dataset, indices)
     return DataLoader(part, batch_size=batch_size, num_workers=workers, shuffle=False,
                       pin_memory=acc.device.type == "cuda", prefetch_factor=4 if workers > 0 else None)
 
 
 def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]:
-    """Every process's ``(clip index, value)`` rows, deduplicated and sorted by clip index."""
+    """Every process's ``(clip index, value)`` rows, deduplicated (the first row of a clip counts) and
+    sorted by clip index."""
     everything = gather_object(rows) if acc.num_processes > 1 else rows
-    return [v for _, v in sorted(dict(everything).items())]
+    first: dict[int, Any] = {}
+    for i, v in everything:
+        first.setdefault(i, v)
+    return [v for _, v in sorted(first.items())]
 
 
 @torch.no_grad()
@@ -98,7 +115,7 @@ def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
     The main process shows a progress bar (plain lines off a terminal)."""
     model.eval()
     rows: list[tuple[int, tuple[np.ndarray, dict[str, np.ndarray]]]] = []
-    loader = _loader(dataset, acc, batch_size, workers)
+    loader = _loader(dataset, acc, batch_size, workers, model)
     shown = acc.is_main_process and len(loader) > 0
     progress = ClipProgress(len(loader.dataset), label, plain=plain, failures=False) if shown else None  # type: ignore[arg-type]
     with progress if progress is not None else contextlib.nullcontext():
@@ -171,7 +188,7 @@ def embed_views(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
     (``dtype``: autocast precision, None: fp32)."""
     model.eval()
     rows: list[tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]] = []
-    for batch in _loader(dataset, acc, batch_size, workers):
+    for batch in _loader(dataset, acc, batch_size, workers, model):
         both = {m: torch.cat([batch[m], batch[m + "2"]]).to(acc.device, non_blocking=True)
                 for m in UNIMODAL if m in batch}
         with autocast(acc.device, dtype):

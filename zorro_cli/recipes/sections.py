@@ -170,6 +170,9 @@ class TrainSection:
     eval_every: int = 0  # optimiser steps; 0 = only at the end (when data.val_split is set)
     best_metric: str | None = None  # e.g. "global/top1", "global/mAP", "contrastive_loss"; null = auto
     cpu: bool = False  # force CPU even when a GPU is present
+    # [choice] several processes: ddp keeps a full replica per process; fsdp shards weights, gradients and
+    # optimiser state per transformer block (FSDP2). One process runs the same either way
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     compile: bool = False  # torch.compile (inductor) the training step; the first steps pay the compile time
 
     def problems(self) -> list[str]:

@@ -29,7 +29,7 @@ import pickle
 import random
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -204,25 +204,40 @@ def load_training_state(ckpt: Path) -> tuple[dict, Position]:
     return blob["optimizer"], Position(**blob["position"])
 
 
-def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Position:
+def _unfit(ckpt: Path, e: Exception) -> ResumeError:
+    return ResumeError(f"--resume {ckpt}: does not fit this model and recipe ({' '.join(str(e).split())[:160]}); "
+                       "resume with the recipe it was trained with")
+
+
+def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> Position:
     """Load a checkpoint's weights (verified: :func:`read_weights`) and optimiser state into ``model`` and
-    ``optimizer``; returns its position. Weights or a state that do not fit (another preset or recipe, a
-    run saved by an older version) are one :class:`ResumeError` instead of PyTorch's key listing."""
+    ``optimizer`` (None: the weights only, see :func:`restore_optimizer`); returns its position. Weights or
+    a state that do not fit (another preset or recipe, a run saved by an older version) are one
+    :class:`ResumeError` instead of PyTorch's key listing."""
     opt_state, pos = load_training_state(ckpt)
     try:
         missing, unexpected = model.load_state_dict(read_weights(ckpt / WEIGHTS), strict=False)
-        if not missing and not unexpected:
+        if not missing and not unexpected and optimizer is not None:
             optimizer.load_state_dict(opt_state)
     except (RuntimeError, ValueError, KeyError) as e:
         if isinstance(e, UsageError):
             raise
-        raise ResumeError(f"--resume {ckpt}: does not fit this model and recipe ({' '.join(str(e).split())[:160]}); "
-                          "resume with the recipe it was trained with") from None
+        raise _unfit(ckpt, e) from None
     if missing or unexpected:
         raise ResumeError(f"--resume {ckpt}: its weights do not fit this model ({len(missing)} missing, "
                           f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]}); resume with "
                           "the recipe it was trained with")
     return pos
+
+
+def restore_optimizer(ckpt: Path, load: Callable[[dict], None]) -> None:
+    """``load(optimizer state)`` of a checkpoint whose weights :func:`restore` has loaded (a sharded
+    optimiser, set once the model is sharded); a state that does not fit is one :class:`ResumeError`."""
+    opt_state, _ = load_training_state(ckpt)
+    try:
+        load(opt_state)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise _unfit(ckpt, e) from None
 
 
 def load_rng(ckpt: Path, rank: int) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """The one training loop, shared by ``zorro pretrain`` (contrastive) and ``zorro finetune`` (supervised).
 
-Accelerate runs it on one CPU, one GPU or many processes (DDP; FSDP through Accelerate's own config).
+Accelerate runs it on one CPU, one GPU or many processes, as replicas (``train.strategy: ddp``) or
+sharded per transformer block (``fsdp``: FSDP2, on GPUs and on CPUs over gloo; :mod:`.sharding`).
 What makes a run reproducible and exactly resumable:
 - the batch order is a pure function of (seed, epoch) and independent of the number of processes
   (:mod:`.sampler`); the per-clip augmentation is a pure function of (seed, epoch, clip) (the dataset);
@@ -21,7 +22,13 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    ProjectConfiguration,
+    gather_object,
+    set_seed,
+)
 from torch import Tensor
 
 from ..data.augment import MIXUP_STREAM, item_generator, mixup_batch
@@ -35,6 +42,7 @@ from .checkpoint import (
     nonfinite_tensors,
     resolve_resume,
     restore,
+    restore_optimizer,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -45,6 +53,18 @@ from .reporting import RunLog
 from .runfolder import check_reuse, clean_stale
 from .sampler import ShardedBatchSampler
 from .setup import RunSetup, build_setup
+from .sharding import (
+    average_unsharded_grads,
+    enable_on_cpu,
+    fsdp_plugin,
+    full_model_state,
+    full_optimizer_state,
+    is_sharded,
+    load_full_optimizer_state,
+    local,
+    plain,
+    root_unsharded,
+)
 from .task import SetupError, TrainingFailed, TrainTask
 from .trackers import available_trackers
 from .validate import validation_metrics
@@ -55,18 +75,26 @@ __all__ = ["TrainTask", "TrainingFailed", "train"]
 MIN_NEGATIVES = 255
 
 
-def make_accelerator(task: TrainTask, find_unused: bool) -> Accelerator:
+def make_accelerator(task: TrainTask, setup: RunSetup) -> Accelerator:
     """Accelerate state for this run. Without a GPU, ``cpu=True`` is what makes Accelerate join a
-    multi-process (torchrun / accelerate launch) group over gloo instead of running each process alone."""
+    multi-process (torchrun / accelerate launch) group over gloo instead of running each process alone.
+    ``train.strategy: fsdp`` passes the FSDP2 plugin (Accelerate ignores it with one process)."""
     t = task.recipe.train
-    handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused)]
+    plugin = fsdp_plugin(setup.model) if t.strategy == "fsdp" else None
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=setup.find_unused)]
     cpu = t.cpu or not torch.cuda.is_available()
     writes = not task.dry_run and task.out_dir is not None
     log_with = available_trackers(task.recipe.log.trackers)[0] if writes else []
     project = ProjectConfiguration(project_dir=str(task.out_dir), logging_dir=str(task.out_dir)) if log_with else None
-    return Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers,
-                       dynamo_backend="inductor" if t.compile else "no", log_with=log_with or None,
-                       project_config=project)
+    acc = Accelerator(cpu=cpu, mixed_precision=t.precision, kwargs_handlers=handlers,
+                      dynamo_backend="inductor" if t.compile else "no", log_with=log_with or None,
+                      project_config=project, fsdp_plugin=plugin)
+    if plugin is not None:
+        enable_on_cpu(acc, plugin)
+    elif acc.distributed_type == DistributedType.FSDP:  # (checkpoints would save one shard of the optimiser)
+        raise SetupError("train.strategy: ddp, but Accelerate's own config asks for FSDP (ACCELERATE_USE_FSDP); "
+                         "set train.strategy=fsdp instead, which configures FSDP itself")
+    return acc
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -112,7 +140,7 @@ def train(task: TrainTask) -> dict[str, Any]:
         _resume_point(task)
     set_seed(t.seed)  # the same initial weights on every process and in every run
     setup = build_setup(task)
-    acc = make_accelerator(task, setup.find_unused)
+    acc = make_accelerator(task, setup)
     set_seed(t.seed + acc.process_index)  # per-process streams (drop path) from here on
     with ExitStack() as stack:
         if writes and acc.is_main_process:
@@ -141,9 +169,15 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas,
                                 fused=acc.device.type == "cuda")
     pos = Position()
-    if ckpt is not None:
-        pos = restore(ckpt, model, optimizer)
+    sharded = t.strategy == "fsdp" and acc.num_processes > 1
+    if ckpt is not None:  # full weights before sharding; a sharded optimiser's state once it is sharded
+        pos = restore(ckpt, model, None if sharded else optimizer)
     objective, optimizer = acc.prepare(objective, optimizer)
+    if sharded and not is_sharded(objective):
+        raise TrainingFailed(f"train.strategy: fsdp on {acc.num_processes} processes, but Accelerate "
+                             f"({acc.distributed_type}) did not shard the model; use train.strategy=ddp")
+    if sharded and ckpt is not None:
+        restore_optimizer(ckpt, lambda state: load_full_optimizer_state(objective, optimizer, state))
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)
     global_batch = t.batch_size * acc.num_processes
@@ -176,7 +210,8 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
             log.step(pos.step, stats)
             last = pos.step == total
             if (t.eval_every and pos.step % t.eval_every == 0) or (last and setup.val_set is not None):
-                _validate(setup, acc, pos, log)
+                with root_unsharded(objective):
+                    _validate(setup, acc, pos, log)
             if pos.step % t.checkpoint_every == 0 or last:
                 _checkpoint(setup, acc, objective, optimizer, pos, log)
     except OSError as e:  # disk full writing the records, a cache file gone unreadable, ...
@@ -227,8 +262,10 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
         clips += len(batch["index"])
         pos.batch_in_epoch = pos.batch_in_epoch + 1 if epoch == pos.epoch else 1
         pos.epoch = epoch
+    if is_sharded(objective):
+        average_unsharded_grads(objective, acc.num_processes)
     if t.grad_clip > 0:
-        sums["grad_norm"] = acc.clip_grad_norm_(objective.parameters(), t.grad_clip)
+        sums["grad_norm"] = plain(acc.clip_grad_norm_(objective.parameters(), t.grad_clip))
     reduced = acc.reduce(torch.cat([nonfinite, torch.stack([v.reshape(()).to(acc.device) for v in sums.values()])]),
                          "sum").tolist()  # the one host synchronisation of the update
     means = {k: v / acc.num_processes for k, v in zip(sums, reduced[1:], strict=True)}
@@ -247,14 +284,15 @@ def _one_update(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, ac
 
 def _checkpoint(setup: RunSetup, acc: Accelerator, objective: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 pos: Position, log: RunLog) -> None:
-    bad = nonfinite_tensors(acc.unwrap_model(objective).named_parameters())
+    bad = nonfinite_tensors(local(acc.unwrap_model(objective).named_parameters()))  # (this process's shards)
     if acc.reduce(torch.tensor([float(len(bad))], device=acc.device), "sum").item() > 0:
         raise TrainingFailed(
             f"step {pos.step}: non-finite weights after the update ({', '.join(bad[:3]) or 'on another process'}"
             f"{', ...' if len(bad) > 3 else ''}); not saved. Last good checkpoint: {log.last_checkpoint or 'none'}")
-    state = acc.get_state_dict(objective)
+    sharded = is_sharded(objective)  # gathered in full on rank 0 (every process takes part)
+    state = full_model_state(objective) if sharded else acc.get_state_dict(objective)
     state = {k.removeprefix("_orig_mod.").removeprefix("model."): v for k, v in state.items()}  # (compiled)
-    opt_state = optimizer.state_dict()
+    opt_state = full_optimizer_state(objective, optimizer) if sharded else optimizer.state_dict()
     rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
     if acc.is_main_process:
         assert setup.ckpt_root is not None

@@ -87,13 +87,15 @@ class RunLog:
         self.progress: Progress | None = None
         self.window = LogWindow()
         self.start_step = start_step
+        # how the processes share the model: replicas (ddp), shards (fsdp), or one process alone
+        self.strategy = task.recipe.train.strategy if acc.num_processes > 1 else "single"
         self.t_start = time.time()
         if not self.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.out / "recipe.yaml", dump_recipe(task.recipe))
         run = {"command": list(task.command), "mode": task.mode, "versions": versions(),
-               "world_size": acc.num_processes, "device": str(acc.device), "data": str(task.data_dir),
+               "world_size": acc.num_processes, "strategy": self.strategy, "device": str(acc.device), "data": str(task.data_dir),
                "init": task.init, "init_report": setup.init_report, "excluded": setup.excluded,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_steps": total, "start_step": start_step,
                "resumed_from": None if resumed_from is None else str(resumed_from)}
@@ -110,7 +112,8 @@ class RunLog:
             self.bar = self.progress.add_task(task.mode, total=total, completed=start_step, info="")
         if dropped:
             self.info(f"metrics.jsonl: dropped {dropped} row(s) past step {start_step}, where this run continues")
-        self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es), {acc.device}; run dir {self.out}")
+        self.info(f"{task.mode}: {total} steps on {acc.num_processes} process(es) ({self.strategy}), {acc.device}; "
+                  f"run dir {self.out}")
 
     def _start_trackers(self, start_step: int) -> None:
         """The trackers the Accelerator was built with (``log_with``); a line for each one not installed."""
