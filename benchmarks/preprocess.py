@@ -14,6 +14,8 @@
 5. Floor and preprocessing in this process by CPU time (robust when other jobs share the machine).
 Runs A B A B ... (floor, preprocess) and reports the best of ``--rounds`` for each. Both run in pools
 forked from one warm forkserver (see ``warm_up``): steady-state figures; the one-off start-up is printed.
+What a user's run takes (a fresh ``zorro preprocess``: start-up, fork server and exit included, median of
+rounds) is ``preprocess_cli.py``.
 """
 
 from __future__ import annotations

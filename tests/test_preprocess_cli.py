@@ -87,3 +87,17 @@ def test_python_dash_m_runs_the_same_application():
     assert proc.returncode == 0, proc.stderr
     for verb in ("preprocess", "pretrain", "finetune", "evaluate", "export", "demo"):
         assert verb in proc.stdout
+
+
+def test_the_main_process_does_not_import_torch(tmp_path, synth_dir):
+    """Only the decode workers need torch (log-mel): importing it in the main process cost every run
+    ~1.2 s at start-up and more at exit (benchmarks/README.md, "Preprocessing as a user runs it")."""
+    code = ("import runpy, sys\n"
+            "try:\n    runpy.run_module('zorro_cli', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "print(sorted(m for m in ('torch', 'torchaudio') if m in sys.modules))\n")
+    args = ["preprocess", "--manifest", str(synth_dir / "manifest.csv"), "--media-root", str(synth_dir),
+            "--out", str(tmp_path / "c"), "--recipe", "tiny", "--workers", "1"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "c" / "index.csv").is_file()

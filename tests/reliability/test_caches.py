@@ -310,6 +310,29 @@ def test_16_decode_workers_die_with_a_killed_preprocess(tmp_path, synth_dir):
     assert not left, f"orphaned helper processes {left} after kill -9 of preprocess"
 
 
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process tree from /proc")
+def test_16_a_run_refused_after_the_fork_server_started_leaves_no_helper(tmp_path, synth_dir):
+    """The fork server starts before the manifest is read (so its imports overlap the main process's):
+    a run refused after that must not leave it, or the resource tracker, behind."""
+    proc = subprocess.Popen([sys.executable, "-m", "zorro_cli", "preprocess", "--manifest", str(tmp_path / "no.csv"),
+                             "--media-root", str(synth_dir), "--out", str(tmp_path / "c"), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    helpers: list[int] = []
+    while proc.poll() is None:
+        helpers += [p for p in descendants(proc.pid) if p not in helpers]
+        time.sleep(0.02)
+    assert proc.returncode == 2 and "no such file" in proc.communicate()[1]
+    assert helpers, "no fork server was started before the manifest was read"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [p for p in helpers if alive(p)]:
+        time.sleep(0.2)
+    left = [p for p in helpers if alive(p)]
+    for p in left:  # do not leave them behind when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"helper processes {left} outlived a refused preprocess"
+
+
 def descendants(pid: int) -> list[int]:
     """Processes below ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}

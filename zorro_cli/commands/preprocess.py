@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.build import Job, preprocess
-from ..data.index import merge_parts
+from ..data.forking import decode_context
 from ..errors import Failure, UsageError
-from ..recipes import load_recipe
+
+# The cache builder (h5py, PyAV, the manifest readers) is imported inside ``run`` and ``merge``: ``run``
+# first starts the decode workers' fork server, whose 1.5-2.5 s of imports then overlap these.
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -37,10 +38,15 @@ def run(*, manifests: Sequence[Path], media_root: Path | None, out: Path | None,
     missing = [flag for flag, value in (("--out", out), ("--media-root", media_root)) if value is None]
     if out is None or media_root is None:
         raise UsageError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required")
+    if workers > 0:
+        decode_context()  # start the fork server now (it dies with this process, also on a usage error below)
+    from ..data.build import Job, preprocess
+    from ..recipes import load_recipe
+
     keys = [o if o.split("=", 1)[0].count(".") else f"preprocess.{o}" for o in overrides]
     if shard_size is not None:
         keys.append(f"preprocess.shard_size={shard_size}")
-    cfg = load_recipe(recipe, keys).preprocess
+    cfg = load_recipe(recipe, keys, model_checks=False).preprocess  # no model here: torch stays out
     job = Job(tuple(manifests), fmt, media_root, out, workers, parse_shard(shard), labels, rebuild)
     return _report(preprocess(cfg, job), out)
 
@@ -49,6 +55,8 @@ def merge(*, parts: Sequence[Path], out: Path | None) -> dict[str, Any]:
     """Gather the shards of ``--shard I/N`` part folders into ``out`` and finish the cache."""
     if out is None:
         raise UsageError("--out is required")
+    from ..data.index import merge_parts
+
     return _report(merge_parts(list(parts), out), out)
 
 

@@ -2,17 +2,23 @@
 
 Legend: F mel bins, T frames, N samples. Frame ``j`` is centred on sample ``j * hop`` (``center=True``),
 so a clip of N samples gives ``T = 1 + N // hop`` frames and frame times line up with the video slots.
+
+torch and torchaudio are imported by the functions that compute a log-mel, not by this module: the main
+process of ``zorro preprocess`` only sums moments (``finish_moments``), and importing torch would add
+~1.2 s to every run's start-up (the decode workers get it from their fork server's preload).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchaudio
 
 from .config import PreprocessConfig
+
+if TYPE_CHECKING:
+    import torchaudio
 
 
 def mel_frames(n_samples: int, hop_length: int) -> int:
@@ -23,6 +29,9 @@ def mel_frames(n_samples: int, hop_length: int) -> int:
 @lru_cache(maxsize=4)
 def _mel(sample_rate: int, n_fft: int, win_length: int, hop_length: int, f_min: float, f_max: float,
          n_mels: int) -> torchaudio.transforms.MelSpectrogram:
+    import torch
+    import torchaudio
+
     # pad_mode="constant": reflect padding fails on clips shorter than half a window.
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length, f_min=f_min,
@@ -31,6 +40,8 @@ def _mel(sample_rate: int, n_fft: int, win_length: int, hop_length: int, f_min: 
 
 def log_mel(wave: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """float32 ``[F, T]`` = log(mel power + ``log_offset``) of a mono float waveform ``[N]``."""
+    import torch
+
     s = cfg.cache_settings()
     mel = _mel(cfg.sample_rate, s["n_fft"], s["win_length"], s["hop_length"], cfg.f_min, s["f_max"], cfg.n_mels)
     with torch.no_grad():

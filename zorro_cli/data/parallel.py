@@ -13,17 +13,16 @@ the main process, also when it is killed (``lifeline.py``).
 from __future__ import annotations
 
 import faulthandler
-import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import forkserver
 from typing import Any
 
 from .config import PreprocessConfig
-from .lifeline import announced, die_with
+from .forking import decode_context
+from .lifeline import die_with
 from .media import ClipTask
 from .pipeline import ClipFailure, ClipResult, process_clip
 
@@ -69,12 +68,8 @@ def _guarded(fn: Work, task: ClipTask) -> ClipResult | ClipFailure:
 
 
 def _pool(workers: int, cfg: PreprocessConfig) -> ProcessPoolExecutor:
-    ctx: Any = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["zorro_cli.data.lifeline", "zorro_cli.data.pipeline"])
-        with announced():  # started now (not at the first submit): it dies with this process (lifeline.py)
-            forkserver.ensure_running()
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, os.getpid()))
+    return ProcessPoolExecutor(workers, mp_context=decode_context(), initializer=_init_worker,
+                               initargs=(cfg, os.getpid()))
 
 
 Work = Callable[[ClipTask], "ClipResult | ClipFailure"]

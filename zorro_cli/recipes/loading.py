@@ -29,7 +29,7 @@ import zorro_cli
 
 from ..data.config import PreprocessConfig
 from ..errors import UsageError
-from .sections import DataSection, EvalSection, LogSection, ModelSection, TrainSection
+from .sections import MODEL_CHECKS, DataSection, EvalSection, LogSection, ModelSection, TrainSection
 
 __all__ = [
     "Recipe",
@@ -77,6 +77,8 @@ class Recipe:
         """Cross-section checks: the model this recipe builds from its ``model`` and ``data`` sections (at
         the ``preprocess`` section's mel bins) must exist, e.g. ``model.heads`` divides ``model.dim`` and
         ``data.audio_frames`` is a whole number of ``model.audio_patch`` frames."""
+        if not MODEL_CHECKS.get():
+            return []
         from ..model.config import ConfigError
 
         try:
@@ -126,9 +128,19 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def load_recipe(name_or_path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+def load_recipe(name_or_path: str | Path | None, overrides: list[str] | None = None, *,
+                model_checks: bool = True) -> Recipe:
     """Read a recipe file (or bundled name; None: the built-in defaults), apply ``section.key=value``
-    overrides, validate everything."""
+    overrides, validate everything; with ``model_checks=False`` everything but the checks that need the
+    model library (preset names, the model's shapes: they import torch), for a verb that reads no model."""
+    token = MODEL_CHECKS.set(model_checks)
+    try:
+        return _load(name_or_path, overrides)
+    finally:
+        MODEL_CHECKS.reset(token)
+
+
+def _load(name_or_path: str | Path | None, overrides: list[str] | None) -> Recipe:
     data, source = None, "defaults"
     if name_or_path is not None:
         path = resolve_recipe_path(name_or_path)

@@ -7,6 +7,7 @@ live in each section's ``problems()`` (``key: message`` strings, reported with t
 from __future__ import annotations
 
 import difflib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,6 +16,10 @@ from ..ranges import Range, at_least, positive, range_problems
 
 if TYPE_CHECKING:
     from ..model.config import ZorroConfig
+
+# Off while ``load_recipe(..., model_checks=False)`` builds a recipe: the checks that need the model
+# library (preset names, the model's shapes), whose backbone modules import torch (~1.2 s), are left out.
+MODEL_CHECKS: ContextVar[bool] = ContextVar("MODEL_CHECKS", default=True)
 
 Modality = Literal["audio", "video"]
 Masking = Literal["zorro", "independent", "bottleneck", "input_fusion"]
@@ -94,6 +99,8 @@ class ModelSection:
             image_size=data.image_size, num_classes=num_classes, proj_dim=self.proj_dim if contrastive else 0)
 
     def problems(self) -> list[str]:
+        if not MODEL_CHECKS.get():
+            return range_problems(self, MODEL_RANGES)
         from ..model.presets import PRESETS
         from ..model.registry import backbone_names
 
