@@ -301,12 +301,7 @@ def test_16_decode_workers_die_with_a_killed_preprocess(tmp_path, synth_dir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and [p for p in helpers if alive(p)]:
-        time.sleep(0.2)
-    left = [p for p in helpers if alive(p)]
-    for p in left:  # do not leave them behind when the test fails
-        os.kill(p, signal.SIGKILL)
+    left = survivors(helpers)
     assert not left, f"orphaned helper processes {left} after kill -9 of preprocess"
 
 
@@ -324,13 +319,20 @@ def test_16_a_run_refused_after_the_fork_server_started_leaves_no_helper(tmp_pat
         time.sleep(0.02)
     assert proc.returncode == 2 and "no such file" in proc.communicate()[1]
     assert helpers, "no fork server was started before the manifest was read"
-    deadline = time.monotonic() + 30
+    left = survivors(helpers)
+    assert not left, f"helper processes {left} outlived a refused preprocess"
+
+
+def survivors(helpers: list[int], wait_s: float = 30) -> list[int]:
+    """The ``helpers`` still alive after up to ``wait_s`` seconds; they are killed (a failing test must not
+    leave them behind)."""
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and [p for p in helpers if alive(p)]:
         time.sleep(0.2)
     left = [p for p in helpers if alive(p)]
-    for p in left:  # do not leave them behind when the test fails
+    for p in left:
         os.kill(p, signal.SIGKILL)
-    assert not left, f"helper processes {left} outlived a refused preprocess"
+    return left
 
 
 def descendants(pid: int) -> list[int]:
