@@ -70,3 +70,41 @@ def test_quick_run_of_the_benchmark(tmp_path: Path, speech_dir: Path) -> None:
     assert "met: zorro audio head with video missing" in out
     assert "| intra pretrain → finetune |" in out  # unimodal pre-training, then the audio-visual fine-tune
     assert "intra pre-training then fine-tuning vs from scratch" in out
+
+
+def test_linear_baseline_is_reused_only_for_the_same_cache_and_windows(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    import learning
+
+    from zorro_cli.recipes import load_recipe
+
+    calls: list[float] = []
+
+    def fake(cache: Path, recipe) -> dict[str, float]:
+        calls.append(recipe.data.audio_frames)
+        return {"audio": 0.5, "video": 0.25, "both": 0.75}
+
+    monkeypatch.setattr(learning, "linear_baseline", fake)
+    cache, record = tmp_path / "cache", tmp_path / "linear.json"
+    cache.mkdir()
+    (cache / "cache.json").write_text(json.dumps({"fingerprint": "aaaa"}))
+    small = load_recipe("small")
+    assert learning.reused_linear_baseline(cache, small, record) == {"audio": 0.5, "video": 0.25, "both": 0.75}
+    assert learning.reused_linear_baseline(cache, small, record)["both"] == 0.75 and len(calls) == 1
+    learning.reused_linear_baseline(cache, load_recipe("small", ["data.audio_frames=64"]), record)  # other windows
+    (cache / "cache.json").write_text(json.dumps({"fingerprint": "bbbb"}))  # another cache
+    learning.reused_linear_baseline(cache, small, record)
+    assert calls == [96, 64, 96]
+
+
+def test_pretraining_comparisons_are_not_targets() -> None:
+    import learning
+
+    heads = {"audio": 0.5, "video": 0.5, "fusion": 0.5, "global": 0.5}
+    table = {"zorro": {"both": heads}, "intra pretrain → finetune": {"both": {h: 0.4 for h in heads}}}
+    scores = {"zorro": {"both": {"audio": np.zeros(2)}, "video missing": {"audio": np.zeros(2)}}}
+    table["zorro"]["video missing"] = heads
+    lines = learning.targets(table, scores, {"audio": 0.4, "video": 0.4, "both": 0.4})
+    assert [ln.split(":")[0] for ln in lines] == ["met"] * 5 + ["compared (not a target)"]
+    assert lines[-1].endswith("(mean -0.100)")
