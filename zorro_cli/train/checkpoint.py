@@ -209,11 +209,12 @@ def _unfit(ckpt: Path, e: Exception) -> ResumeError:
                        "resume with the recipe it was trained with")
 
 
-def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> Position:
+def restore(ckpt: Path, model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer | None) -> tuple[Position, dict | None]:
     """Load a checkpoint's weights (verified: :func:`read_weights`) and optimiser state into ``model`` and
-    ``optimizer`` (None: the weights only, see :func:`restore_optimizer`); returns its position. Weights or
-    a state that do not fit (another preset or recipe, a run saved by an older version) are one
-    :class:`ResumeError` instead of PyTorch's key listing."""
+    ``optimizer``; returns its position and, when ``optimizer`` is None (the weights only), the optimiser
+    state for :func:`restore_optimizer`, read once. Weights or a state that do not fit (another preset or
+    recipe, a run saved by an older version) are one :class:`ResumeError` instead of PyTorch's key listing."""
     opt_state, pos = load_training_state(ckpt)
     try:
         missing, unexpected = model.load_state_dict(read_weights(ckpt / WEIGHTS), strict=False)
@@ -227,13 +228,12 @@ def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
         raise ResumeError(f"--resume {ckpt}: its weights do not fit this model ({len(missing)} missing, "
                           f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]}); resume with "
                           "the recipe it was trained with")
-    return pos
+    return pos, opt_state if optimizer is None else None
 
 
-def restore_optimizer(ckpt: Path, load: Callable[[dict], None]) -> None:
-    """``load(optimizer state)`` of a checkpoint whose weights :func:`restore` has loaded (a sharded
-    optimiser, set once the model is sharded); a state that does not fit is one :class:`ResumeError`."""
-    opt_state, _ = load_training_state(ckpt)
+def restore_optimizer(ckpt: Path, opt_state: dict, load: Callable[[dict], None]) -> None:
+    """``load(opt_state)``: the optimiser state :func:`restore` returned for ``ckpt`` (a sharded optimiser,
+    set once the model is sharded); a state that does not fit is one :class:`ResumeError`."""
     try:
         load(opt_state)
     except (RuntimeError, ValueError, KeyError) as e:

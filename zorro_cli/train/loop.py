@@ -168,16 +168,17 @@ def _train(task: TrainTask, setup: RunSetup, acc: Accelerator, ckpt: Path | None
     objective = _objective(task, setup)
     optimizer = build_optimizer(parameter_groups(objective, t.weight_decay), t.lr, t.betas,
                                 fused=acc.device.type == "cuda")
-    pos = Position()
+    pos, opt_state = Position(), None
     sharded = t.strategy == "fsdp" and acc.num_processes > 1
     if ckpt is not None:  # full weights before sharding; a sharded optimiser's state once it is sharded
-        pos = restore(ckpt, model, None if sharded else optimizer)
+        pos, opt_state = restore(ckpt, model, None if sharded else optimizer)
     objective, optimizer = acc.prepare(objective, optimizer)
     if sharded and not is_sharded(objective):
         raise TrainingFailed(f"train.strategy: fsdp on {acc.num_processes} processes, but Accelerate "
                              f"({acc.distributed_type}) did not shard the model; use train.strategy=ddp")
-    if sharded and ckpt is not None:
-        restore_optimizer(ckpt, lambda state: load_full_optimizer_state(objective, optimizer, state))
+    if ckpt is not None and opt_state is not None:  # (sharded)
+        restore_optimizer(ckpt, opt_state, lambda state: load_full_optimizer_state(objective, optimizer, state))
+        del opt_state  # (the full state: the optimiser keeps its shard)
     if ckpt is not None and (rng := load_rng(ckpt, acc.process_index)) is not None:
         set_rng_state(rng)
     global_batch = t.batch_size * acc.num_processes
