@@ -53,7 +53,7 @@ def decode_only(path: str) -> int:
 
 
 def warm_up() -> float:
-    """Start preprocessing's forkserver (it preloads torch, torchaudio, PyAV) once; returns seconds.
+    """Start preprocessing's forkserver (it preloads PyAV, numpy, simplejpeg) once; returns seconds.
 
     Every pool below then forks from the same warm server, so floor and preprocessing pay the same
     (small) pool start and the figures are steady-state throughputs; a CLI run pays this once."""

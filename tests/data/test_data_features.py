@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zorro_cli.data.config import PreprocessConfig
-from zorro_cli.data.features import finish_moments, log_mel, mel_frames, mel_moments
+from zorro_cli.data.features import finish_moments, log_mel, mel_filters, mel_frames, mel_moments, power_spectrogram
 
 
 @pytest.mark.filterwarnings("error")  # no empty mel filter at the paper-scale defaults
@@ -37,3 +37,44 @@ def test_moments():
     assert stats["mel_mean_per_bin"] == [2.0, 2.0]
     assert stats["mel_std_per_bin"] == pytest.approx([np.std([1, 2, 3]), np.std([0, 0, 6])])
     assert finish_moments(np.zeros(2), np.zeros(2), 0) == {}
+
+
+@pytest.mark.parametrize("settings", [{}, {"n_mels": 32, "n_fft": 400},
+                                      {"sample_rate": 22050, "f_min": 50.0, "f_max": 8000.0, "n_mels": 64,
+                                       "window_ms": 32.0, "hop_ms": 8.0}])
+def test_log_mel_is_torchaudios(settings):
+    """The numpy log-mel equals torchaudio's MelSpectrogram with the same settings (float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    torchaudio = pytest.importorskip("torchaudio")
+    cfg = PreprocessConfig(**settings)
+    s = cfg.cache_settings()
+    ref = torchaudio.transforms.MelSpectrogram(
+        sample_rate=cfg.sample_rate, n_fft=s["n_fft"], win_length=s["win_length"], hop_length=s["hop_length"],
+        f_min=cfg.f_min, f_max=s["f_max"], n_mels=cfg.n_mels, window_fn=torch.hann_window, power=2.0,
+        center=True, pad_mode="constant")
+    fb = torchaudio.functional.melscale_fbanks(s["n_fft"] // 2 + 1, cfg.f_min, s["f_max"], cfg.n_mels,
+                                               cfg.sample_rate).numpy()
+    assert np.allclose(mel_filters(s["n_fft"] // 2 + 1, cfg.f_min, s["f_max"], cfg.n_mels, cfg.sample_rate), fb,
+                       rtol=0, atol=5e-5)  # float32 rounding of the band edges
+    rng = np.random.default_rng(0)
+    for n in (1, 399, 400, 401, 16000, 48017):
+        wave = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        with torch.no_grad():
+            expected = torch.log(ref(torch.as_tensor(wave)) + cfg.log_offset).numpy()
+        got = log_mel(wave, cfg)
+        assert got.shape == expected.shape == (cfg.n_mels, mel_frames(n, s["hop_length"]))
+        assert np.abs(got - expected).max() < 2e-4
+
+
+def test_power_spectrogram_literal():
+    """A constant signal of 1 through a 4-sample periodic Hann window [0, .5, 1, .5] in 4 FFT bins, hop 2:
+    the middle frame sees the whole window (DC = 2, then 1, 0); the edge frames see half of it."""
+    p = power_spectrogram(np.ones(4, np.float32), n_fft=4, win_length=4, hop_length=2)
+    assert p.shape == (3, 3)
+    assert np.allclose(p[1], [4.0, 1.0, 0.0])
+    assert np.allclose(p[0], [2.25, 1.25, 0.25])  # samples [0, 0, 1, 1] x window: [0, 0, 1, .5]
+
+
+def test_empty_mel_filter_warns():
+    with pytest.warns(UserWarning, match="n_mels"):
+        mel_filters(9, 0.0, 8000.0, 64, 16000)

@@ -11,11 +11,8 @@ settings are refused unless ``rebuild``. ``shard=(I, N)`` processes shards ``k``
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -124,29 +121,15 @@ def plan_job(cfg: PreprocessConfig, job: Job) -> tuple[list[ClipTask], list[tupl
 
 
 def _versions() -> dict[str, str]:
+    """The versions of what made the cache's bytes (decoder, resampler, JPEG, FFT, HDF5)."""
     import av
     import h5py
     import numpy
+    import simplejpeg
 
     return {"zorro": __version__, "python": sys.version.split()[0], "av": av.__version__,
-            "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))), "torch": _version_of("torch"),
-            "torchaudio": _version_of("torchaudio"), "h5py": h5py.__version__, "numpy": numpy.__version__}
-
-
-def _version_of(package: str) -> str:
-    """``package.__version__`` without importing it (torch takes ~1.2 s, and only the decode workers
-    need it): read from its ``version.py`` (the local tag, e.g. ``+cu130``, included), else the
-    installed distribution's version."""
-    module = sys.modules.get(package)
-    if module is not None:
-        return str(module.__version__)
-    spec = importlib.util.find_spec(package)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "version.py"
-        found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", path.read_text(), re.M) if path.is_file() else None
-        if found:
-            return found.group(1)
-    return importlib.metadata.version(package)
+            "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+            "simplejpeg": simplejpeg.__version__, "h5py": h5py.__version__, "numpy": numpy.__version__}
 
 
 def preprocess(cfg: PreprocessConfig, job: Job) -> dict[str, Any]:

@@ -1,24 +1,25 @@
-"""Pure audio features: mono waveform -> log-mel (torchaudio), and the dataset statistics that normalise it.
+"""Pure audio features: mono waveform -> log-mel (numpy), and the dataset statistics that normalise it.
 
-Legend: F mel bins, T frames, N samples. Frame ``j`` is centred on sample ``j * hop`` (``center=True``),
-so a clip of N samples gives ``T = 1 + N // hop`` frames and frame times line up with the video slots.
+Legend: F mel bins, T frames, N samples, K = n_fft // 2 + 1 frequency bins. Frame ``j`` is centred on
+sample ``j * hop`` (``center=True``), so a clip of N samples gives ``T = 1 + N // hop`` frames and frame
+times line up with the video slots.
 
-torch and torchaudio are imported by the functions that compute a log-mel, not by this module: the main
-process of ``zorro preprocess`` only sums moments (``finish_moments``), and importing torch would add
-~1.2 s to every run's start-up (the decode workers get it from their fork server's preload).
+The log-mel is the one ``torchaudio.transforms.MelSpectrogram`` computes with these settings (periodic
+Hann window of ``win_length`` centred in ``n_fft``, zero padding of ``n_fft // 2`` at both ends, power 2,
+HTK mel scale, triangular filters without area normalisation; tested equal to torchaudio within float32
+rounding), written on numpy's FFT so that the processes that decode never import torch: a decode worker
+then starts ~1 s sooner (torch's import in its fork server), and the main process of ``zorro preprocess``
+only sums moments (``finish_moments``).
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import PreprocessConfig
-
-if TYPE_CHECKING:
-    import torchaudio
 
 
 def mel_frames(n_samples: int, hop_length: int) -> int:
@@ -26,27 +27,66 @@ def mel_frames(n_samples: int, hop_length: int) -> int:
     return 1 + n_samples // hop_length
 
 
-@lru_cache(maxsize=4)
-def _mel(sample_rate: int, n_fft: int, win_length: int, hop_length: int, f_min: float, f_max: float,
-         n_mels: int) -> torchaudio.transforms.MelSpectrogram:
-    import torch
-    import torchaudio
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
 
-    # pad_mode="constant": reflect padding fails on clips shorter than half a window.
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length, f_min=f_min,
-        f_max=f_max, n_mels=n_mels, window_fn=torch.hann_window, power=2.0, center=True, pad_mode="constant")
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=8)
+def mel_filters(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> np.ndarray:
+    """float32 ``[K, F]`` triangular HTK-mel filters over ``n_freqs`` bins from 0 to ``sample_rate // 2``
+    Hz (torchaudio's ``melscale_fbanks`` with ``norm=None, mel_scale="htk"``); warns when a filter is all
+    zero (more mel bins than the FFT resolves)."""
+    freqs = np.linspace(0, sample_rate // 2, n_freqs, dtype=np.float32)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2, dtype=np.float32))
+    edges = edges.astype(np.float32)
+    widths = np.diff(edges)  # [F + 1]
+    slopes = edges[None, :] - freqs[:, None]  # [K, F + 2]
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    fb = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    if (fb.max(axis=0) == 0.0).any():
+        warnings.warn(f"At least one mel filter is all zero: n_mels ({n_mels}) is too high for "
+                      f"{n_freqs} frequency bins", stacklevel=2)
+    fb.flags.writeable = False
+    return fb
+
+
+@lru_cache(maxsize=8)
+def _hann(win_length: int) -> np.ndarray:
+    """Periodic Hann window (float64 ``[win_length]``)."""
+    out = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
+    out.flags.writeable = False
+    return out
+
+
+def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop_length: int) -> np.ndarray:
+    """float32 ``[T, K]`` |STFT|^2 of a mono ``[N]`` waveform: frame ``j`` is the ``n_fft`` samples centred
+    on ``j * hop_length`` (zero padding of ``n_fft // 2`` at both ends) times a Hann window of
+    ``win_length`` centred in them.
+
+    Only the window's span is transformed (zero-padded to ``n_fft`` at its end): that moves the frame in
+    time, which changes the phases and not the power. float64 FFT (numpy's float32 one is slower here)."""
+    left = n_fft // 2 - (n_fft - win_length) // 2  # samples of padding before the first window's span
+    x = np.zeros(len(wave) + 2 * left, np.float64)
+    x[left:left + len(wave)] = wave
+    frames = np.lib.stride_tricks.sliding_window_view(x, win_length)[::hop_length]  # [T, win], a view
+    frames = frames[:mel_frames(len(wave), hop_length)]
+    spec = np.fft.rfft(frames * _hann(win_length), n=n_fft, axis=-1)
+    return (np.square(spec.real) + np.square(spec.imag)).astype(np.float32)
 
 
 def log_mel(wave: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """float32 ``[F, T]`` = log(mel power + ``log_offset``) of a mono float waveform ``[N]``."""
-    import torch
-
     s = cfg.cache_settings()
-    mel = _mel(cfg.sample_rate, s["n_fft"], s["win_length"], s["hop_length"], cfg.f_min, s["f_max"], cfg.n_mels)
-    with torch.no_grad():
-        power = mel(torch.as_tensor(np.ascontiguousarray(wave, dtype=np.float32)))  # [F, T]
-    return torch.log(power + cfg.log_offset).numpy()
+    n_fft = s["n_fft"]
+    power = power_spectrogram(wave, n_fft, s["win_length"], s["hop_length"])  # [T, K]
+    fb = mel_filters(n_fft // 2 + 1, float(cfg.f_min), float(s["f_max"]), cfg.n_mels, cfg.sample_rate)
+    mel = (power @ fb).T  # [F, T]
+    return np.log(mel + np.float32(cfg.log_offset), dtype=np.float32)
 
 
 def mel_moments(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -35,12 +35,8 @@ _QUIET: Any = None
 
 def _init_worker(cfg: PreprocessConfig, main_pid: int | None = None) -> None:
     global _CFG, _QUIET
-    import torch
-
     if main_pid is not None:
         die_with(main_pid)  # a worker of a killed run must not decode on as an orphan
-
-    torch.set_num_threads(1)  # one process per core: no nested thread pools
     _CFG = cfg
     _QUIET = open(os.devnull, "w")  # noqa: SIM115 (the watchdog's dump target, open for the worker's life)
 

@@ -31,11 +31,12 @@ class ClipResult:
     logmel: np.ndarray | None
     duration_s: float
     info: dict[str, Any] = field(default_factory=dict)
+    # per-bin sum / sum of squares / frame count of the stored (float16) log-mel: computed where the
+    # result is made (a decode worker), not in the main process that writes every worker's results
+    moments: tuple[np.ndarray, np.ndarray, int] | None = field(init=False, default=None)
 
-    @property
-    def moments(self) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """Per-bin sum / sum of squares / frame count of the stored (float16) log-mel."""
-        return None if self.logmel is None else mel_moments(self.logmel)
+    def __post_init__(self) -> None:
+        self.moments = None if self.logmel is None else mel_moments(self.logmel)
 
 
 @dataclass

@@ -62,7 +62,8 @@ class ShardWriter:
             self.mel.resize((self.mel.shape[0], rec["mel_offset"] + a))
             self.mel[:, rec["mel_offset"]:] = item.logmel
             rec["audio_frames"] = a
-            s, sq, c = item.moments  # type: ignore[misc]
+            assert item.moments is not None  # set with the log-mel
+            s, sq, c = item.moments
             self.sum += s
             self.sumsq += sq
             self.count += c
