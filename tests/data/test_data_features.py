@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from zorro_cli.data.config import PreprocessConfig
-from zorro_cli.data.features import finish_moments, log_mel, mel_filters, mel_frames, mel_moments, power_spectrogram
+from zorro_cli.data.features import (
+    finish_moments,
+    log_mel,
+    mel_filters,
+    mel_frames,
+    mel_moments,
+    power_spectrogram,
+)
 
 
 @pytest.mark.filterwarnings("error")  # no empty mel filter at the paper-scale defaults

@@ -81,5 +81,5 @@ def test_decode_workers_run_without_torch(tmp_path):
     assert (worker["torch"], worker["torchaudio"], worker["blas_threads"]) == (False, False, "1")
     r = out[1]
     assert isinstance(r, ClipResult) and r.logmel is not None and r.moments is not None
-    assert all(np.array_equal(a, b) for a, b in zip(r.moments[:2], mel_moments(r.logmel)[:2]))
+    assert all(np.array_equal(a, b) for a, b in zip(r.moments[:2], mel_moments(r.logmel)[:2], strict=True))
     assert r.moments[2] == r.logmel.shape[1] > 100  # 1 s at a 10-ms hop, and the codec's padding

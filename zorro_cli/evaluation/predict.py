@@ -11,7 +11,7 @@ every process runs as many batches: the shorter parts repeat their last clip, co
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.distributed.fsdp import FSDPModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..data.prefetch import prefetched
 from ..data.progress import ClipProgress
 from ..errors import Failure
 from ..model.losses import UNIMODAL, info_nce
@@ -96,6 +97,20 @@ def _loader(dataset: Dataset, acc: Accelerator, batch_size: int, workers: int, m
                       pin_memory=acc.device.type == "cuda", prefetch_factor=4 if workers > 0 else None)
 
 
+@contextlib.contextmanager
+def _batches(loader: DataLoader, workers: int) -> Iterator[Iterable[Any]]:
+    """The loader's batches; with no worker process, made by a background thread two batches ahead (the
+    thread is stopped when the block is left, also by an exception)."""
+    if workers > 0:
+        yield loader
+        return
+    batches = prefetched(loader)
+    try:
+        yield batches
+    finally:
+        batches.close()
+
+
 def _gather_in_order(acc: Accelerator, rows: list[tuple[int, Any]]) -> list[Any]:
     """Every process's ``(clip index, value)`` rows, deduplicated (the first row of a clip counts) and
     sorted by clip index."""
@@ -118,8 +133,8 @@ def _view_means(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
     loader = _loader(dataset, acc, batch_size, workers, model)
     shown = acc.is_main_process and len(loader) > 0
     progress = ClipProgress(len(loader.dataset), label, plain=plain, failures=False) if shown else None  # type: ignore[arg-type]
-    with progress if progress is not None else contextlib.nullcontext():
-        for batch in loader:
+    with progress if progress is not None else contextlib.nullcontext(), _batches(loader, workers) as batches:
+        for batch in batches:
             audio, va = _views(batch.get("audio"))
             video, vv = _views(batch.get("video"))
             with autocast(acc.device, dtype):
@@ -188,16 +203,17 @@ def embed_views(model: Zorro, dataset: Dataset, acc: Accelerator, batch_size: in
     (``dtype``: autocast precision, None: fp32)."""
     model.eval()
     rows: list[tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]] = []
-    for batch in _loader(dataset, acc, batch_size, workers, model):
-        both = {m: torch.cat([batch[m], batch[m + "2"]]).to(acc.device, non_blocking=True)
-                for m in UNIMODAL if m in batch}
-        with autocast(acc.device, dtype):
-            feats = model.encode(**both)
-            projected = model.project({m: feats[m] for m in both})
-        proj = {m: p.float().cpu().numpy() for m, p in projected.items()}
-        n = len(batch["index"])
-        for i, idx in enumerate(batch["index"].tolist()):
-            rows.append((idx, {m: (p[i], p[n + i]) for m, p in proj.items()}))
+    with _batches(_loader(dataset, acc, batch_size, workers, model), workers) as batches:
+        for batch in batches:
+            both = {m: torch.cat([batch[m], batch[m + "2"]]).to(acc.device, non_blocking=True)
+                    for m in UNIMODAL if m in batch}
+            with autocast(acc.device, dtype):
+                feats = model.encode(**both)
+                projected = model.project({m: feats[m] for m in both})
+            proj = {m: p.float().cpu().numpy() for m, p in projected.items()}
+            n = len(batch["index"])
+            for i, idx in enumerate(batch["index"].tolist()):
+                rows.append((idx, {m: (p[i], p[n + i]) for m, p in proj.items()}))
     ordered = _gather_in_order(acc, rows)
     names = list(ordered[0]) if ordered else []
     first = {m: np.stack([r[m][0] for r in ordered]) for m in names}
