@@ -130,7 +130,7 @@ def test_predict_cli_lines_failures_and_usage_errors(tiny_run: Path, synth_dir: 
     for args, msg in [
         ([str(tmp_path / "nope.mp4")], "FILE"),
         ([str(good), "--modality", "smell"], "--modality: expected one of all, audio, video"),
-        ([str(good), "--crops", "2"], "--crops: expected 1 or 3"),
+        ([str(good), "--crops", "2"], "--crops: expected 1 or 3 spatial crops, got 2"),
         ([str(good), "--runtime", "onnx"], "no ONNX export here"),
     ]:
         res = runner.invoke(app, ["predict", *args, "--checkpoint", str(tiny_run)])

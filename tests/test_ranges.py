@@ -9,7 +9,7 @@ import pytest
 from zorro_cli.data.inputs import ModelInputs
 from zorro_cli.errors import UsageError
 from zorro_cli.evaluation.budget import batch_bytes, check_flags, check_memory
-from zorro_cli.ranges import FRACTION, Range, at_least, positive, range_problems
+from zorro_cli.ranges import FRACTION, Range, at_least, crops_problem, positive, range_problems
 
 NAN, INF = float("nan"), float("inf")
 
@@ -72,3 +72,11 @@ def test_eval_crops_are_one_or_three() -> None:
     assert EvalSection(crops=2).problems() == ["crops: expected 1 or 3 spatial crops, got 2"]
     assert EvalSection(crops=1).problems() == [] and EvalSection(crops=3).problems() == []
     assert len(EvalSection(crops=0).problems()) == 1  # the range table's own message, not both
+
+
+def test_crops_rule() -> None:
+    """One rule for ``eval.crops``, ``--crops`` and the dataset: the centre square or three squares."""
+    assert crops_problem(1) is None and crops_problem(3) is None
+    assert [crops_problem(c) for c in (0, 2, 4, True)] == [
+        "expected 1 or 3 spatial crops, got 0", "expected 1 or 3 spatial crops, got 2",
+        "expected 1 or 3 spatial crops, got 4", "expected 1 or 3 spatial crops, got True"]

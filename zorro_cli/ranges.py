@@ -77,3 +77,14 @@ def range_problems(obj: Any, table: Mapping[str, Range]) -> list[str]:
             out.append(f"{key}: expected {'each ' if isinstance(value, (tuple, list)) else ''}{rng.text()}, "
                        f"got {shown}")
     return out
+
+
+EVAL_CROPS = (1, 3)  # the centre square of the short side, or the start / centre / end squares
+
+
+def crops_problem(crops: int) -> str | None:
+    """Why ``crops`` spatial crops per window cannot be taken (None: they can); one rule for the recipe's
+    ``eval.crops``, ``--crops`` of ``evaluate`` and ``predict``, and the dataset."""
+    if crops in EVAL_CROPS and not isinstance(crops, bool):
+        return None
+    return f"expected 1 or 3 spatial crops, got {crops}"

@@ -22,6 +22,7 @@ from ..evaluation.report import condition, print_table, write_plots
 from ..model.masks import has_unimodal_streams
 from ..model.pretrained import load_pretrained, read_model_config, resolve_model_path
 from ..output import say
+from ..ranges import crops_problem
 from ..train.setup import require_labels
 
 HEAD_CHOICES = ("all", "audio", "video", "fusion", "global")
@@ -98,8 +99,8 @@ def run(*, checkpoint: str | Path, data: str | Path, split: str = "test", modali
     (clips per batch) default to the run's ``data.workers`` and ``eval.batch_size`` (2 and 16 outside a
     run folder); ``precision`` ``auto`` runs the model in the precision it trained in.
     """
-    if crops not in (1, 3):
-        raise UsageError(f"--crops: expected 1 or 3 spatial crops, got {crops}")
+    if (problem := crops_problem(crops)) is not None:
+        raise UsageError(f"--crops: {problem}")
     workers, batch_size = loader_settings(checkpoint, workers, batch_size)
     check_flags(clips=clips, batch_size=batch_size)
     try:

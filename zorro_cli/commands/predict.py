@@ -36,6 +36,7 @@ from ..evaluation.inference import (
     reading_config,
 )
 from ..evaluation.runners import Runner, open_runner
+from ..ranges import crops_problem
 
 MODALITIES = {"all": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
 Record = dict[str, Any]
@@ -82,8 +83,8 @@ def _check(modality: str, k: int, clips: int, crops: int, batch_size: int, worke
     """``UsageError`` naming the first flag out of range."""
     if modality not in MODALITIES:
         raise UsageError(f"--modality: expected one of {', '.join(MODALITIES)}, got {modality!r}")
-    if crops not in (1, 3):
-        raise UsageError(f"--crops: expected 1 or 3, got {crops}")
+    if (problem := crops_problem(crops)) is not None:
+        raise UsageError(f"--crops: {problem}")
     for flag, value, low in (("--top-k", k, 1), ("--clips", clips, 1), ("--batch-size", batch_size, 1),
                              ("--workers", workers, 0)):
         if value < low:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from ..ranges import crops_problem
 from . import augment as aug
 from . import views
 from .augment import AugmentConfig
@@ -66,7 +67,7 @@ class ClipDataset(Dataset):
                  holdout: tuple[float, bool] | None = None) -> None:
         self.cache = cache_dir if isinstance(cache_dir, Cache) else Cache(cache_dir)
         bad = [m for m in modalities if m not in ("audio", "video")]
-        if bad or not modalities or mode not in ("train", "eval") or eval_crops not in (1, 3):
+        if bad or not modalities or mode not in ("train", "eval") or crops_problem(eval_crops):
             raise ValueError(f"invalid ClipDataset arguments: modalities={list(modalities)}, mode={mode!r}, "
                              f"eval_crops={eval_crops} (expected audio/video, train/eval, 1 or 3)")
         if min(audio_frames, frames, frame_stride, eval_clips) < 1:

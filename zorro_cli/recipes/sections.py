@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..data.config import AugmentConfig
-from ..ranges import Range, at_least, positive, range_problems
+from ..ranges import Range, at_least, crops_problem, positive, range_problems
 
 if TYPE_CHECKING:
     from ..model.config import ZorroConfig
@@ -196,8 +196,9 @@ class EvalSection:
 
     def problems(self) -> list[str]:
         out = range_problems(self, EVAL_RANGES)
-        if not out and self.crops not in (1, 3):  # the centre crop, or left/centre/right
-            out.append(f"crops: expected 1 or 3 spatial crops, got {self.crops}")
+        crops = None if out else crops_problem(self.crops)
+        if crops:
+            out.append(f"crops: {crops}")
         return out
 
 
