@@ -26,6 +26,8 @@ if [ "${1:-all}" = "all" ]; then
   step unimodal 45 python3 benchmarks/unimodal.py --device cuda --dtype bf16 --batch 16 --reps 10
   step vs_peer 60 python3 benchmarks/vs_peer.py --device cuda --dtype bf16 --batch 8 --reps 10
   step demo 150 python3 -m zorro_cli demo --out /tmp/zorro-demo
+  # issue 14: evaluate at 3 crops vs fine-tuning steps of the same ViT-B/16 at paper shapes (target >= 1x)
+  step evaluate 180 python3 benchmarks/evaluate.py --recipe audioset --clips 128 --batch-size 32 --workers 0 8 --rounds 3 --train
   step pretrain_bf16 45 python3 -m zorro_cli pretrain --recipe tiny --data /tmp/zorro-demo/cache --out /tmp/pt-bf16 train.precision=bf16 train.epochs=3
 fi
 if [ "${1:-all}" = "all" ] || [ "${1:-}" = "large" ]; then  # backbones, larger batches, the Swin/HiP demos
