@@ -128,14 +128,17 @@ def test_readme_inference_snippet_runs_on_the_export(demo: tuple[Path, dict]) ->
     assert env["probs"].shape == (1, 4) and abs(float(env["probs"].sum()) - 1) < 1e-5
 
 
-@pytest.mark.parametrize("backbone", ["swin", "hip"])
-def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path, backbone: str) -> None:
+# HiP's audio and video heads are still half-way at 400 steps: 0.47-0.67 / 0.53-0.73 top-1 over two seeds
+# and a one-float16-step change in 0.1 % of the log-mel values; at 600 steps 0.67-0.8 / 0.67-0.93 over two
+# seeds (Swin: 0.93 / 1.0 at 400). The test needs the heads to have learnt, not to be lucky on 15 clips.
+@pytest.mark.parametrize(("backbone", "steps"), [("swin", 400), ("hip", 600)])
+def test_swin_and_hip_train_with_the_tiny_recipe_and_beat_chance(demo, tmp_path, backbone: str, steps: int) -> None:
     from zorro_cli.commands import finetune
     from zorro_cli.recipes import load_recipe
 
     out, _ = demo
     run = tmp_path / backbone
-    finetune.run(recipe=load_recipe("tiny", [f"model.backbone={backbone}", "train.max_steps=400",
+    finetune.run(recipe=load_recipe("tiny", [f"model.backbone={backbone}", f"train.max_steps={steps}",
                                              "data.val_holdout=0"]), data=out / "cache", out=run)
     heads = evaluate.run(checkpoint=str(run), data=str(out / "cache"))["heads"]
     assert set(heads) == {"audio", "video", "fusion", "global"}
