@@ -71,7 +71,7 @@ def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop_length:
     Only the window's span is transformed (zero-padded to ``n_fft`` at its end): that moves the frame in
     time, which changes the phases and not the power. float64 FFT (numpy's float32 one is slower here)."""
     left = n_fft // 2 - (n_fft - win_length) // 2  # samples of padding before the first window's span
-    x = np.zeros(len(wave) + 2 * left, np.float64)
+    x = np.zeros(len(wave) + left + max(left, win_length - left), np.float64)  # the last span fits too
     x[left:left + len(wave)] = wave
     frames = np.lib.stride_tricks.sliding_window_view(x, win_length)[::hop_length]  # [T, win], a view
     frames = frames[:mel_frames(len(wave), hop_length)]
