@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -90,3 +95,23 @@ def test_power_spectrogram_literal():
 def test_empty_mel_filter_warns():
     with pytest.warns(UserWarning, match="n_mels"):
         mel_filters(9, 0.0, 8000.0, 64, 16000)
+
+
+def test_log_mel_does_not_depend_on_the_blas_threads():
+    """A decode worker runs one BLAS thread, a ``--workers 0`` run as many as the machine has: the stored
+    values must not depend on it (in float32 the matmul's summation order showed in the float16 values)."""
+    code = ("import hashlib, numpy as np\n"
+            "from zorro_cli.data.config import PreprocessConfig\n"
+            "from zorro_cli.data.features import log_mel\n"
+            "rng, h = np.random.default_rng(0), hashlib.sha256()\n"
+            "for n in (16000, 97000, 160000, 480000, 1120000):\n"  # float32 flipped a value at 480000 here
+            "    w = (0.1 * rng.standard_normal(n)).astype(np.float32)\n"
+            "    for cfg in (PreprocessConfig(), PreprocessConfig(n_mels=32)):\n"
+            "        h.update(log_mel(w, cfg).astype(np.float16).tobytes())\n"
+            "print(h.hexdigest())\n")
+    root = Path(__file__).resolve().parents[2]
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": n, "OMP_NUM_THREADS": n,
+                                   "PYTHONPATH": str(root)}).stdout
+               for n in ("1", "2", "4")}
+    assert len(digests) == 1, digests

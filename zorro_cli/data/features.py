@@ -9,7 +9,8 @@ Hann window of ``win_length`` centred in ``n_fft``, zero padding of ``n_fft // 2
 HTK mel scale, triangular filters without area normalisation; tested equal to torchaudio within float32
 rounding), written on numpy's FFT so that the processes that decode never import torch: a decode worker
 then starts ~1 s sooner (torch's import in its fork server), and the main process of ``zorro preprocess``
-only sums moments (``finish_moments``).
+only sums moments (``finish_moments``). Computed in float64 and returned as float32: the values do not
+depend on how many threads BLAS runs (tested), so every worker count gives the same cache.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _hann(win_length: int) -> np.ndarray:
 
 
 def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop_length: int) -> np.ndarray:
-    """float32 ``[T, K]`` |STFT|^2 of a mono ``[N]`` waveform: frame ``j`` is the ``n_fft`` samples centred
+    """float64 ``[T, K]`` |STFT|^2 of a mono ``[N]`` waveform: frame ``j`` is the ``n_fft`` samples centred
     on ``j * hop_length`` (zero padding of ``n_fft // 2`` at both ends) times a Hann window of
     ``win_length`` centred in them.
 
@@ -76,7 +77,7 @@ def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop_length:
     frames = np.lib.stride_tricks.sliding_window_view(x, win_length)[::hop_length]  # [T, win], a view
     frames = frames[:mel_frames(len(wave), hop_length)]
     spec = np.fft.rfft(frames * _hann(win_length), n=n_fft, axis=-1)
-    return (np.square(spec.real) + np.square(spec.imag)).astype(np.float32)
+    return np.square(spec.real) + np.square(spec.imag)
 
 
 def log_mel(wave: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -85,8 +86,11 @@ def log_mel(wave: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     n_fft = s["n_fft"]
     power = power_spectrogram(wave, n_fft, s["win_length"], s["hop_length"])  # [T, K]
     fb = mel_filters(n_fft // 2 + 1, float(cfg.f_min), float(s["f_max"]), cfg.n_mels, cfg.sample_rate)
-    mel = (power @ fb).T  # [F, T]
-    return np.log(mel + np.float32(cfg.log_offset), dtype=np.float32)
+    # float64 through the projection and the log: BLAS sums in an order that depends on its thread count
+    # (a decode worker has one thread, a run with --workers 0 all the cores), and in float32 that order
+    # showed in the stored float16 values; in float64 it stays ~1e-16 below their rounding
+    mel = (power @ fb.astype(np.float64)).T  # [F, T]
+    return np.log(mel + cfg.log_offset).astype(np.float32)
 
 
 def mel_moments(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
