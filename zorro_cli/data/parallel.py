@@ -38,7 +38,8 @@ def _init_worker(cfg: PreprocessConfig, main_pid: int | None = None) -> None:
     if main_pid is not None:
         die_with(main_pid)  # a worker of a killed run must not decode on as an orphan
     _CFG = cfg
-    _QUIET = open(os.devnull, "w")  # noqa: SIM115 (the watchdog's dump target, open for the worker's life)
+    if _QUIET is None:  # (once: a --workers 0 run in a long-lived process comes here once per run)
+        _QUIET = open(os.devnull, "w")  # noqa: SIM115 (the watchdog's dump target, open for the worker's life)
 
 
 def hard_limit(cfg: PreprocessConfig) -> float | None:
