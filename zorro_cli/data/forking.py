@@ -10,10 +10,7 @@ one BLAS/OpenMP thread each (one process per core: no nested thread pools).
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
-import os
-from collections.abc import Iterator
 from multiprocessing import forkserver
 from typing import Any
 
@@ -25,21 +22,6 @@ PRELOAD = ["zorro_cli.data.lifeline", "zorro_cli.data.pipeline"]
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` set inside the block (what a process started there inherits)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-
 def decode_context() -> Any:
     """The multiprocessing context of the decode pools: the fork server (started now if it is not
     running, and dying with this process: ``lifeline.py``), or spawn where the platform has none."""
@@ -47,6 +29,6 @@ def decode_context() -> Any:
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    with announced(), _environment(ONE_THREAD):
+    with announced(**ONE_THREAD):
         forkserver.ensure_running()
     return ctx

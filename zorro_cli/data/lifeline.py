@@ -17,7 +17,7 @@ import select
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 ENV = "ZORRO_LIFELINE_PID"  # the main process's pid, for the fork server (which inherits the environment)
 POLL_S = 1.0
@@ -57,18 +57,25 @@ def die_with(pid: int) -> None:
 
 
 @contextmanager
-def announced() -> Iterator[None]:
-    """Name this process, for the block, as the one that helpers started in it must die with (see
-    :data:`ENV`); the environment is restored after, so later subprocesses do not inherit it."""
-    before = os.environ.get(ENV)
-    os.environ[ENV] = str(os.getpid())
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block (what a process started in it inherits), restored
+    after, so later subprocesses do not inherit them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = before
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def announced(**values: str) -> AbstractContextManager[None]:
+    """Name this process, for the block, as the one that helpers started in it must die with (see
+    :data:`ENV`), with any other ``values`` those helpers should inherit; see :func:`environment`."""
+    return environment({ENV: str(os.getpid()), **values})
 
 
 def _preload() -> None:
